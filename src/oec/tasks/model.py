@@ -1,0 +1,69 @@
+"""The Task record: one SWE-bench style instance.
+
+SWE-bench, SWE-Gym and SWE-smith rows share these keys, so a row from any of
+them validates as a Task. FAIL_TO_PASS / PASS_TO_PASS arrive either as lists
+or as the JSON-encoded strings that SWE-bench's parquet/JSON rows carry.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Task(BaseModel):
+    """A software-engineering task: a repository at a commit, an issue, and tests that decide it."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    instance_id: str = Field(min_length=1)
+    repo: str = Field(min_length=1, description="owner/name, e.g. 'astropy/astropy'")
+    base_commit: str = Field(min_length=4)
+    problem_statement: str
+    patch: str = Field(default="", description="gold patch (diff against base_commit)")
+    test_patch: str = Field(default="", description="diff adding the tests that decide the task")
+    FAIL_TO_PASS: list[str] = Field(default_factory=list)
+    PASS_TO_PASS: list[str] = Field(default_factory=list)
+    version: str | None = None
+    environment_setup_commit: str | None = None
+    image_name: str | None = None
+    test_cmd: str | None = Field(
+        default=None,
+        description="command that runs the deciding tests; default: pytest -rA over test_patch's files",
+    )
+    python_env: str | None = Field(
+        default=None,
+        description="bin folder of a Python environment to put first on PATH (e.g. a per-repo venv)",
+    )
+
+    @field_validator("FAIL_TO_PASS", "PASS_TO_PASS", mode="before")
+    @classmethod
+    def _decode_test_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return []
+            try:
+                decoded = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list of test ids: {exc.msg}") from exc
+            return decoded
+        if hasattr(value, "tolist"):  # numpy / pyarrow arrays from parquet
+            return value.tolist()
+        return value
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)):
+            return str(value)
+        return value
+
+    @property
+    def repo_dirname(self) -> str:
+        """Folder name of the repository in a repos dir: owner__name (SWE-bench's convention)."""
+        return self.repo.replace("/", "__")
