@@ -1,0 +1,29 @@
+"""The `oec` command line (typer). Each subcommand lives in a module of its own."""
+
+from __future__ import annotations
+
+import typer
+
+from oec import __version__
+from oec.cli import demo, grade, tasks
+
+app = typer.Typer(
+    name="oec",
+    help="Train multi-turn LM agents with on-policy expert corrections.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(tasks.app, name="tasks")
+app.command("grade")(grade.grade_command)
+app.command("demo")(demo.demo_command)
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the oec version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

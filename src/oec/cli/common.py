@@ -1,0 +1,49 @@
+"""What several subcommands share: the console, task loading with clear errors, the repos index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from oec.env.repos import RepoIndex
+from oec.tasks.loaders import LoadResult, load_tasks
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> "typer.Exit":
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def load_task_source(file: Path | None) -> LoadResult:
+    """Tasks from FILE, or the bundled suite when no file is given; a missing file is a clear error."""
+    if file is None:
+        from oec.tasks.bundled import BUNDLED_TASKS_FILE
+
+        file = BUNDLED_TASKS_FILE
+    try:
+        return load_tasks(file)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+
+
+def report_errors(result: LoadResult) -> None:
+    for error in result.errors:
+        err_console.print(f"[red]bad task:[/] {error}", highlight=False, soft_wrap=True)
+
+
+def repo_index(repos: Path | None) -> RepoIndex:
+    """The user's repos folder first, then the bundled suite's (built on first use)."""
+    from oec.tasks.bundled import bundled_repos_dir
+
+    dirs: list[Path] = []
+    if repos is not None:
+        if not repos.is_dir():
+            raise fail(f"--repos {repos}: not a directory")
+        dirs.append(repos)
+    dirs.append(bundled_repos_dir())
+    return RepoIndex(dirs)

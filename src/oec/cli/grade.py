@@ -1,0 +1,84 @@
+"""`oec grade`: grade gold, empty or given patches for a task file, as SWE-bench does."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from oec.cli.common import console, fail, load_task_source, report_errors, repo_index
+from oec.grading.batch import grade_many
+from oec.grading.grader import GradeResult
+from oec.grading.predictions import PredictionsError, load_predictions, looks_like_predictions
+from oec.tasks.model import Task
+
+
+def choose_patches(tasks: list[Task], patch: str) -> list[tuple[Task, str]]:
+    """gold -> each task's gold patch; empty -> no change; a .json/.jsonl -> predictions; else one diff for all."""
+    if patch == "gold":
+        return [(t, t.patch) for t in tasks]
+    if patch == "empty":
+        return [(t, "") for t in tasks]
+    path = Path(patch)
+    if not path.is_file():
+        raise fail(f"--patch {patch}: expected 'gold', 'empty' or a patch/predictions file")
+    if looks_like_predictions(path):
+        try:
+            predictions = load_predictions(path)
+        except PredictionsError as exc:
+            raise fail(str(exc)) from exc
+        missing = [t.instance_id for t in tasks if t.instance_id not in predictions]
+        if missing:
+            console.print(f"[yellow]{len(missing)} task(s) have no prediction and are not graded[/]")
+        return [(t, predictions[t.instance_id]) for t in tasks if t.instance_id in predictions]
+    diff = path.read_text(encoding="utf-8")
+    return [(t, diff) for t in tasks]
+
+
+def results_table(results: list[GradeResult], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("instance_id", "status", "F2P", "P2P", "seconds", "reason"):
+        table.add_column(column, no_wrap=column != "reason", overflow="ellipsis" if column == "reason" else "fold")
+    for r in results:
+        colour = "green" if r.resolved else "red"
+        f2p = f"{len(r.fail_to_pass.success)}/{len(r.fail_to_pass.success) + len(r.fail_to_pass.failure)}"
+        p2p = f"{len(r.pass_to_pass.success)}/{len(r.pass_to_pass.success) + len(r.pass_to_pass.failure)}"
+        reason = (r.reason or "").splitlines()[0] if r.reason else ""
+        table.add_row(r.instance_id, f"[{colour}]{r.status}[/]", f2p, p2p, f"{r.duration_s:.1f}", reason[:70])
+    resolved = sum(r.resolved for r in results)
+    table.caption = f"resolved {resolved}/{len(results)}"
+    return table
+
+
+def write_results(results: list[GradeResult], out: Path) -> None:
+    """Write atomically so a killed run never leaves half a file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps([r.model_dump() for r in results], indent=2), encoding="utf-8")
+    os.replace(tmp, out)
+
+
+def grade_command(
+    file: Optional[Path] = typer.Argument(None, help="task file (.json/.jsonl/.parquet); omit for the bundled suite"),
+    repos: Optional[Path] = typer.Option(None, "--repos", help="folder of repositories cloned as <owner>__<name>"),
+    patch: str = typer.Option("gold", "--patch", help="gold | empty | a diff file | a predictions .json/.jsonl"),
+    out: Optional[Path] = typer.Option(None, "--out", help="write the results as a JSON list here"),
+    jobs: int = typer.Option(min(4, os.cpu_count() or 1), "--jobs", "-j", help="tasks graded at once"),
+    isolation: str = typer.Option("auto", "--isolation", help="auto | bwrap | none"),
+) -> None:
+    """Grade every task in FILE with the chosen patches and print a table."""
+    if isolation not in ("auto", "bwrap", "none"):
+        raise fail(f"--isolation {isolation}: expected auto, bwrap or none")
+    loaded = load_task_source(file)
+    report_errors(loaded)
+    pairs = choose_patches(loaded.tasks, patch)
+    results = grade_many(pairs, repo_index(repos), jobs=jobs, isolation=isolation, console=console,  # type: ignore[arg-type]
+                         description=f"grading {patch}")
+    console.print(results_table(results, f"{file or 'bundled suite'} · patch={patch}"))
+    if out is not None:
+        write_results(results, out)
+        console.print(f"results written to {out}")

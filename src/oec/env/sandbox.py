@@ -1,0 +1,521 @@
+"""Run shell commands in a rollout's workspace with hard limits.
+
+A model's commands are untrusted: they may loop forever, print without end,
+fork-bomb, eat memory, write outside the repository or reach the network. A
+`Sandbox` runs each command with `bash -c` in the workspace and bounds all of
+these:
+
+- isolation: bubblewrap (when present) gives a read-only view of the system, a
+  writable workspace, a private /tmp, and no network (fresh namespaces);
+- time: the command's process tree is killed at the timeout (process group,
+  plus the PID namespace under bubblewrap);
+- output: only the head and tail are kept, and an endless printer is killed;
+- memory: `ulimit -v` plus a cgroup memory limit when one can be made;
+- processes: a cgroup `pids.max`, because RLIMIT_NPROC does not bind root.
+
+Each command gets fresh processes: nothing started by one command (say
+`server &`) survives into the next. Files do: the workspace's, and those in the
+sandbox's private /tmp (removed at `close`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["CommandResult", "Limits", "Sandbox", "SandboxError", "SandboxWarning", "bwrap_available"]
+
+log = logging.getLogger(__name__)
+
+_SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+_READ_CHUNK = 1 << 16
+_POLL_S = 0.05
+_DRAIN_GRACE_S = 1.0          # how long to wait for the pipe to close once the tree is killed
+_CEILING_FACTOR = 20          # an endless printer is killed after this many times output_bytes ...
+_MIN_CEILING = 4 << 20        # ... but never before 4 MiB, so a chatty build log is not cut short
+
+_warned: set[str] = set()
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot be set up as asked (missing bubblewrap, bad workspace, closed)."""
+
+
+class SandboxWarning(RuntimeWarning):
+    """A limit that was asked for cannot be enforced on this machine."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 300.0        # wall clock per command; the whole process tree is killed
+    output_bytes: int = 100_000     # cap on captured output (stdout+stderr merged)
+    memory_mb: int = 4096           # address-space / memory cap
+    max_processes: int = 256        # fork-bomb guard
+
+
+@dataclass
+class CommandResult:
+    command: str
+    exit_code: int | None           # None when killed by the sandbox
+    output: str                     # merged stdout+stderr, truncated with a visible marker
+    truncated: bool
+    timed_out: bool
+    killed_reason: str | None       # "timeout" | "output_limit" | None
+    duration_s: float
+
+
+def _warn_once(key: str, message: str) -> None:
+    """Warn about a machine-wide condition once per process, not once per sandbox or command."""
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, SandboxWarning, stacklevel=3)
+
+
+def _bwrap_flags(workspace: Path, tmp: Path, extra_ro: Sequence[Path] = ()) -> list[str]:
+    """bubblewrap flags: read-only system, private /tmp, writable workspace, no namespaces shared.
+
+    `tmp` (a directory of the sandbox's own) is mounted on /tmp, so scratch files
+    persist from one command to the next, as they would on a normal machine, but
+    nothing else sees them. Mount order matters: /tmp is laid first so that a
+    workspace (or a venv in `extra_ro`) that lives under /tmp is bound on top of
+    it, not hidden by it.
+    """
+    flags = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--bind", str(tmp), "/tmp"]
+    for path in extra_ro:
+        flags += ["--ro-bind", str(path), str(path)]
+    flags += ["--bind", str(workspace), str(workspace),
+              "--unshare-all", "--die-with-parent", "--cap-drop", "ALL", "--new-session",
+              "--chdir", str(workspace)]
+    return flags
+
+
+@functools.lru_cache(maxsize=1)
+def bwrap_available() -> bool:
+    """Whether bubblewrap is installed AND works here (it can be present but refused namespaces)."""
+    exe = shutil.which("bwrap")
+    if exe is None:
+        return False
+    tmp = Path(tempfile.gettempdir())
+    probe = [exe, *_bwrap_flags(tmp, tmp), "--", "true"]
+    try:
+        return subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+class _OutputCap:
+    """Keeps the first and last bytes of a stream within `limit`, counting what falls between."""
+
+    def __init__(self, limit: int) -> None:
+        self.head_limit = max(limit, 0) // 2
+        self.tail_limit = max(limit, 0) - self.head_limit
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.head_limit - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            excess = len(self.tail) - self.tail_limit
+            if excess > 0:
+                del self.tail[:excess]
+
+    @property
+    def dropped(self) -> int:
+        return self.total - len(self.head) - len(self.tail)
+
+    def text(self) -> str:
+        if not self.dropped:
+            return (self.head + self.tail).decode("utf-8", errors="replace")
+        head = self.head.decode("utf-8", errors="replace")
+        tail = self.tail.decode("utf-8", errors="replace")
+        return f"{head}\n[... {self.dropped} bytes truncated ...]\n{tail}"
+
+
+def _own_cgroups() -> dict[str, str]:
+    """Map each cgroup controller ("" for the v2 hierarchy) to this process's cgroup path."""
+    paths: dict[str, str] = {}
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return paths
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            for name in parts[1].split(","):
+                paths[name] = parts[2]
+    return paths
+
+
+def _write(path: Path, value: str) -> None:
+    path.write_text(value)
+
+
+class _Cgroup:
+    """A fresh cgroup holding one sandbox's processes: limits them, and finds them all to kill.
+
+    cgroup v1 needs one directory per controller (pids, memory); v2 has one directory.
+    """
+
+    def __init__(self, dirs: list[Path]) -> None:
+        self.dirs = dirs
+        self._procs_files = [str(d / "cgroup.procs") for d in dirs]
+
+    @classmethod
+    def create(cls, name: str, limits: Limits) -> _Cgroup | None:
+        """Make the cgroup with pids.max (required) and a memory limit (best effort); None if impossible."""
+        own = _own_cgroups()
+        if (_CGROUP_ROOT / "cgroup.controllers").exists():
+            return cls._create_v2(_CGROUP_ROOT / own.get("", "/").lstrip("/"), name, limits)
+        return cls._create_v1(own, name, limits)
+
+    @classmethod
+    def _create_v2(cls, parent: Path, name: str, limits: Limits) -> _Cgroup | None:
+        for controller in ("+pids", "+memory"):
+            try:  # fails (harmlessly) when the parent holds processes itself
+                _write(parent / "cgroup.subtree_control", controller)
+            except OSError:
+                pass
+        try:
+            child = parent / name
+            child.mkdir()
+        except OSError:
+            return None
+        group = cls([child])
+        try:
+            _write(child / "pids.max", str(limits.max_processes))
+        except OSError:
+            group.remove()
+            return None
+        try:
+            _write(child / "memory.max", str(limits.memory_mb << 20))
+        except OSError:
+            pass
+        return group
+
+    @classmethod
+    def _create_v1(cls, own: dict[str, str], name: str, limits: Limits) -> _Cgroup | None:
+        pids_dir = cls._make_v1_dir("pids", own, name)
+        if pids_dir is None:
+            return None
+        group = cls([pids_dir])
+        try:
+            _write(pids_dir / "pids.max", str(limits.max_processes))
+        except OSError:
+            group.remove()
+            return None
+        memory_dir = cls._make_v1_dir("memory", own, name)
+        if memory_dir is not None:
+            try:
+                _write(memory_dir / "memory.limit_in_bytes", str(limits.memory_mb << 20))
+                group = cls([pids_dir, memory_dir])
+            except OSError:
+                memory_dir.rmdir()
+        return group
+
+    @staticmethod
+    def _make_v1_dir(controller: str, own: dict[str, str], name: str) -> Path | None:
+        """mkdir a child of our own cgroup in one v1 hierarchy (or of its root, when ours is not visible)."""
+        base = _CGROUP_ROOT / controller
+        if not (base / "cgroup.procs").exists():
+            return None
+        parent = base / own.get(controller, "/").lstrip("/")
+        if not parent.is_dir():
+            parent = base
+        try:
+            (parent / name).mkdir()
+        except OSError:
+            return None
+        return parent / name
+
+    def join(self) -> None:
+        """Move the calling process in; runs in the child between fork and exec, so it stays minimal."""
+        pid = str(os.getpid()).encode()
+        for procs in self._procs_files:
+            fd = os.open(procs, os.O_WRONLY)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for procs in self._procs_files:
+            try:
+                found.update(int(p) for p in Path(procs).read_text().split())
+            except OSError:
+                pass
+        return found
+
+    def kill_all(self, timeout_s: float = 5.0) -> bool:
+        """SIGKILL every process in the cgroup until none is left (a fork bomb keeps adding some)."""
+        deadline = time.monotonic() + timeout_s
+        kill_file = self.dirs[0] / "cgroup.kill"  # v2 only: the kernel kills them all at once
+        while True:
+            pids = self.pids()
+            if not pids:
+                return True
+            if time.monotonic() > deadline:
+                log.warning("sandbox: %d processes survived SIGKILL in %s", len(pids), self.dirs[0])
+                return False
+            if kill_file.exists():
+                try:
+                    _write(kill_file, "1")
+                except OSError:
+                    pass
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.01)
+
+    def remove(self) -> None:
+        """Kill what is left and delete the directories (retrying while the kernel reaps the dead)."""
+        self.kill_all()
+        for d in self.dirs:
+            for _ in range(100):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)
+            else:
+                log.warning("sandbox: could not remove cgroup %s", d)
+
+
+def _cleanup(cgroup: _Cgroup | None, tmp: str) -> None:
+    """Release what a Sandbox holds outside itself; safe to run at close, at GC, or at exit."""
+    if cgroup is not None:
+        cgroup.remove()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the process has exited, WITHOUT reaping it: its pid (= our process group id)
+    stays reserved, so killing the group afterwards cannot hit a stranger that reused the pid."""
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+class Sandbox:
+    """Runs shell commands in `workspace` with the limits in `limits`; see the module docstring."""
+
+    def __init__(
+        self,
+        workspace: Path,
+        *,
+        limits: Limits = Limits(),
+        env: Mapping[str, str] | None = None,
+        path_prepend: Sequence[Path] = (),
+        isolation: Literal["auto", "bwrap", "none"] = "auto",
+    ) -> None:
+        workspace = Path(workspace).resolve()
+        if not workspace.is_dir():
+            raise SandboxError(f"sandbox workspace {workspace} is not a directory")
+        if isolation not in ("auto", "bwrap", "none"):
+            raise SandboxError(f"isolation must be 'auto', 'bwrap' or 'none', not {isolation!r}")
+        if isolation == "bwrap" and not bwrap_available():
+            raise SandboxError("isolation='bwrap' but bubblewrap (bwrap) is not installed or cannot create "
+                               "namespaces here; install it (apt-get install bubblewrap) or pass isolation='none'")
+        self.workspace = workspace
+        self.limits = limits
+        self._isolated = isolation != "none" and bwrap_available()
+        if not self._isolated:
+            why = "isolation='none'" if isolation == "none" else "bubblewrap (bwrap) is not usable here"
+            _warn_once("isolation", f"oec sandbox isolation is OFF ({why}): commands can write outside "
+                                    "the workspace and reach the network")
+        self._path_prepend = [Path(p).absolute() for p in path_prepend]
+        self._tmp = tempfile.mkdtemp(prefix="oec-sandbox-")  # /tmp under bwrap, else HOME
+        self._env = self._base_env() | dict(env or {})
+        self._cgroup = _Cgroup.create(f"oec-sandbox-{os.getpid()}-{uuid.uuid4().hex[:8]}", limits)
+        if self._cgroup is None and os.geteuid() == 0:
+            _warn_once("nproc", "oec sandbox: no writable cgroup with a pids controller, so max_processes "
+                                "is NOT enforced (ulimit -u does not bind root): a fork bomb is not contained")
+        self._finalizer = weakref.finalize(self, _cleanup, self._cgroup, self._tmp)
+        self._lock = threading.Lock()        # one command at a time: they share the cgroup
+        self._proc_lock = threading.Lock()   # guards _proc between run() and close()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._closed = False
+
+    @property
+    def isolated(self) -> bool:
+        """True when commands run under bubblewrap."""
+        return self._isolated
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, command: str, *, timeout_s: float | None = None, output_bytes: int | None = None) -> CommandResult:
+        """Run `command` with bash in the workspace and return what it printed and how it ended."""
+        timeout = self.limits.timeout_s if timeout_s is None else timeout_s
+        cap = _OutputCap(self.limits.output_bytes if output_bytes is None else output_bytes)
+        ceiling = max(_CEILING_FACTOR * (cap.head_limit + cap.tail_limit), _MIN_CEILING)
+        with self._lock:
+            if self._closed:
+                raise SandboxError("sandbox is closed")
+            start = time.monotonic()
+            proc = self._spawn(command)
+            try:
+                reason = self._pump(proc, cap, start + timeout, ceiling)
+            finally:
+                with self._proc_lock:
+                    self._kill_tree(proc)
+                    self._drain(proc, cap, ceiling)
+                    returncode = proc.wait()
+                    proc.stdout.close()  # type: ignore[union-attr]
+                    self._proc = None
+        output = cap.text()
+        if reason == "timeout":
+            output += f"\n[... command timed out after {timeout:g} s; its processes were killed ...]"
+        elif reason == "output_limit":
+            output += f"\n[... command killed: it printed more than {ceiling} bytes ...]"
+        return CommandResult(
+            command=command,
+            exit_code=None if reason else (128 - returncode if returncode < 0 else returncode),
+            output=output,
+            truncated=cap.dropped > 0,
+            timed_out=reason == "timeout",
+            killed_reason=reason,
+            duration_s=time.monotonic() - start,
+        )
+
+    def close(self) -> None:
+        """Kill a command still running (from another thread), then release the cgroup and private /tmp."""
+        self._closed = True
+        with self._proc_lock:
+            if self._proc is not None:
+                self._kill_tree(self._proc)
+        with self._lock:
+            self._finalizer()
+
+    def _base_env(self) -> dict[str, str]:
+        """A minimal environment: nothing of the caller's (API keys!) except what `env` adds."""
+        path = [str(p) for p in self._path_prepend] + [str(Path(sys.executable).parent), _SYSTEM_PATH]
+        return {
+            "PATH": os.pathsep.join(path),
+            "HOME": "/tmp" if self._isolated else self._tmp,
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "TERM": "dumb",
+            "PAGER": "cat",
+            "GIT_PAGER": "cat",
+        }
+
+    def _shell_limits(self) -> list[str]:
+        """The `ulimit`s set before the command runs (and that it cannot raise again)."""
+        limits = [f"ulimit -v {self.limits.memory_mb * 1024}", "ulimit -c 0"]
+        if self._cgroup is None:
+            limits.append(f"ulimit -u {self.limits.max_processes}")  # binds non-root users only
+        return limits
+
+    def _argv(self, command: str) -> list[str]:
+        """bash applying the per-process limits, then running `command`; wrapped in bwrap if isolated."""
+        argv = ["bash", "-c", "; ".join([*self._shell_limits(), 'exec bash -c "$1"']), "oec-sandbox", command]
+        if not self._isolated:
+            return argv
+        flags = _bwrap_flags(self.workspace, Path(self._tmp), self._hidden_by_tmp())
+        return [shutil.which("bwrap") or "bwrap", *flags, "--", *argv]
+
+    def _hidden_by_tmp(self) -> list[Path]:
+        """Interpreter/PATH directories under /tmp, which the sandbox's private /tmp would hide."""
+        wanted = [*self._path_prepend, Path(sys.prefix)]
+        return [p for p in wanted
+                if p.is_relative_to("/tmp") and not p.is_relative_to(self.workspace) and p.exists()]
+
+    def _spawn(self, command: str) -> subprocess.Popen[bytes]:
+        """Start the command in its own session (so its group can be killed) and inside the cgroup."""
+        proc = subprocess.Popen(
+            self._argv(command),
+            cwd=self.workspace,
+            env=self._env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=self._cgroup.join if self._cgroup else None,
+        )
+        self._proc = proc
+        return proc
+
+    @staticmethod
+    def _pump(proc: subprocess.Popen[bytes], cap: _OutputCap, deadline: float, ceiling: int) -> str | None:
+        """Copy output into `cap` until the command exits; return why it must be killed, if it must."""
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            open_pipe, nap = True, 0.001
+            while not _has_exited(proc):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return "timeout"
+                if not open_pipe:  # output closed, usually because it is exiting: poll, backing off
+                    time.sleep(min(nap, remaining))
+                    nap = min(2 * nap, _POLL_S)
+                    continue
+                if sel.select(min(_POLL_S, remaining)):
+                    chunk = os.read(fd, _READ_CHUNK)
+                    if not chunk:
+                        sel.unregister(fd)
+                        open_pipe = False
+                    cap.add(chunk)
+                    if cap.total > ceiling:
+                        return "output_limit"
+        return None
+
+    @staticmethod
+    def _drain(proc: subprocess.Popen[bytes], cap: _OutputCap, ceiling: int) -> None:
+        """Read what is left in the pipe once the tree is dead (bounded, in case something escaped)."""
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        deadline = time.monotonic() + _DRAIN_GRACE_S
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while cap.total <= ceiling and (remaining := deadline - time.monotonic()) > 0:
+                if sel.select(remaining):
+                    chunk = os.read(fd, _READ_CHUNK)
+                    if not chunk:
+                        return
+                    cap.add(chunk)
+
+    def _kill_tree(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the command's process group and everything in the cgroup (daemons that setsid'ed too).
+
+        Under bubblewrap, killing bwrap also takes down its PID namespace (--die-with-parent)."""
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self._cgroup is not None:
+            self._cgroup.kill_all()
