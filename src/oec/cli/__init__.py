@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from oec import __version__
-from oec.cli import demo, grade, tasks
+from oec.cli import collect, demo, grade, tasks
 
 app = typer.Typer(
     name="oec",
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(tasks.app, name="tasks")
 app.command("grade")(grade.grade_command)
+app.command("collect")(collect.collect_command)
 app.command("demo")(demo.demo_command)
 
 

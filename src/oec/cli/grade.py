@@ -41,8 +41,9 @@ def choose_patches(tasks: list[Task], patch: str) -> list[tuple[Task, str]]:
 
 def results_table(results: list[GradeResult], title: str) -> Table:
     table = Table(title=title)
-    for column in ("instance_id", "status", "F2P", "P2P", "seconds", "reason"):
-        table.add_column(column, no_wrap=column != "reason", overflow="ellipsis" if column == "reason" else "fold")
+    for column in ("instance_id", "status", "F2P", "P2P", "seconds"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=48)
     for r in results:
         colour = "green" if r.resolved else "red"
         f2p = f"{len(r.fail_to_pass.success)}/{len(r.fail_to_pass.success) + len(r.fail_to_pass.failure)}"

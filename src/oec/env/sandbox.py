@@ -335,7 +335,10 @@ class Sandbox:
         env: Mapping[str, str] | None = None,
         path_prepend: Sequence[Path] = (),
         isolation: Literal["auto", "bwrap", "none"] = "auto",
+        read_only: Sequence[Path] = (),
     ) -> None:
+        """`read_only`: folders commands must be able to read even where the private /tmp would hide
+        them (e.g. the source repo whose objects a `git clone --shared` workspace borrows)."""
         workspace = Path(workspace).resolve()
         if not workspace.is_dir():
             raise SandboxError(f"sandbox workspace {workspace} is not a directory")
@@ -352,6 +355,7 @@ class Sandbox:
             _warn_once("isolation", f"oec sandbox isolation is OFF ({why}): commands can write outside "
                                     "the workspace and reach the network")
         self._path_prepend = [Path(p).absolute() for p in path_prepend]
+        self._read_only = [Path(p).resolve() for p in read_only]
         self._tmp = tempfile.mkdtemp(prefix="oec-sandbox-")  # /tmp under bwrap, else HOME
         self._env = self._base_env() | dict(env or {})
         self._cgroup = _Cgroup.create(f"oec-sandbox-{os.getpid()}-{uuid.uuid4().hex[:8]}", limits)
@@ -448,8 +452,8 @@ class Sandbox:
         return [shutil.which("bwrap") or "bwrap", *flags, "--", *argv]
 
     def _hidden_by_tmp(self) -> list[Path]:
-        """Interpreter/PATH directories under /tmp, which the sandbox's private /tmp would hide."""
-        wanted = [*self._path_prepend, Path(sys.prefix)]
+        """Interpreter/PATH/read-only directories under /tmp, which the sandbox's private /tmp would hide."""
+        wanted = [*self._path_prepend, Path(sys.prefix), *self._read_only]
         return [p for p in wanted
                 if p.is_relative_to("/tmp") and not p.is_relative_to(self.workspace) and p.exists()]
 

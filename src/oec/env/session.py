@@ -35,7 +35,8 @@ class EnvSession:
         repo = repos.locate(task)
         workspace = Workspace.create(repo, task.base_commit, root=work_root, label=label or task.instance_id)
         path_prepend = [Path(task.python_env)] if task.python_env else []
-        sandbox = Sandbox(workspace.path, limits=limits or Limits(), path_prepend=path_prepend, isolation=isolation)
+        sandbox = Sandbox(workspace.path, limits=limits or Limits(), path_prepend=path_prepend, isolation=isolation,
+                          read_only=[repo])  # the workspace borrows the repo's git objects
         return cls(task, workspace, sandbox)
 
     @property

