@@ -6,6 +6,7 @@ import typer
 
 from oec import __version__
 from oec.cli import collect, demo, grade, tasks
+from oec.cli import export_cmd, filter_cmd
 
 app = typer.Typer(
     name="oec",
@@ -18,6 +19,8 @@ app.add_typer(tasks.app, name="tasks")
 app.command("grade")(grade.grade_command)
 app.command("collect")(collect.collect_command)
 app.command("demo")(demo.demo_command)
+app.command("filter")(filter_cmd.filter_command)
+app.command("export")(export_cmd.export_command)
 
 
 @app.command("version")

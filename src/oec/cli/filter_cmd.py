@@ -1,0 +1,76 @@
+"""`oec filter`: keep the rollouts worth training on; write RUN_DIR/filtered.jsonl and filter_report.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from oec.cli.common import console, err_console, fail
+from oec.collect.run_dir import TRAJECTORIES
+from oec.data.export import ExportError, read_trajectories, write_jsonl_atomic, write_text_atomic
+from oec.data.filters import Filter, FilterReport, apply_filters, exit_reasons, max_steps, repetition, resolved
+
+FILTERED = "filtered.jsonl"
+FILTER_REPORT = "filter_report.json"
+
+
+def build_filters(keep_resolved: bool, max_repeat: int, steps: int | None, reasons: str | None) -> list[Filter]:
+    """The rules in the order they are charged: resolved, repetition, max_steps, exit_reason."""
+    rules: list[Filter] = []
+    if keep_resolved:
+        rules.append(resolved())
+    if max_repeat:
+        rules.append(repetition(max_repeat))
+    if steps is not None:
+        rules.append(max_steps(steps))
+    if reasons is not None:
+        names = [r.strip() for r in reasons.split(",") if r.strip()]
+        rules.append(exit_reasons(names))
+    return rules
+
+
+def report_table(report: FilterReport) -> Table:
+    strategies = sorted(report.total_per_strategy)
+    table = Table(title="filter")
+    table.add_column("rule")
+    for strategy in strategies:
+        table.add_column(strategy, justify="right")
+    table.add_column("all", justify="right")
+    table.add_row("rollouts", *(str(report.total_per_strategy[s]) for s in strategies), str(report.total))
+    per_strategy = report.dropped_per_strategy
+    for rule, count in report.dropped.items():
+        table.add_row(f"dropped: {rule}", *(str(per_strategy[rule].get(s, 0)) for s in strategies), str(count))
+    kept = report.kept_per_strategy
+    table.add_row("[bold]kept[/]", *(f"[bold]{kept[s]}[/]" for s in strategies), f"[bold]{len(report.kept)}[/]")
+    return table
+
+
+def filter_command(
+    run_dir: Path = typer.Argument(..., help="run directory holding trajectories.jsonl"),
+    keep_resolved: bool = typer.Option(True, "--resolved/--no-resolved", help="keep resolved rollouts only"),
+    max_repeat: int = typer.Option(3, "--max-repeat", min=0,
+                                   help="drop a rollout with the same action N times in a row or the same "
+                                        "(action, observation) N times; 0 disables"),
+    steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="drop rollouts with more steps"),
+    reasons: Optional[str] = typer.Option(None, "--exit-reasons", help="keep only these exit reasons, e.g. submitted"),
+) -> None:
+    """Filter a run's rollouts; each dropped rollout is charged to the first rule that drops it."""
+    if max_repeat == 1:
+        raise fail("--max-repeat 1 would drop every rollout; use 2 or more, or 0 to disable")
+    try:
+        rules = build_filters(keep_resolved, max_repeat, steps, reasons)
+        source = read_trajectories(run_dir / TRAJECTORIES)
+    except (ExportError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    if source.torn_tail:
+        err_console.print(f"[yellow]the last line of {run_dir / TRAJECTORIES} is incomplete (a run still writing?); "
+                          "it was skipped[/]")
+    report = apply_filters(source.trajectories, rules)
+    write_jsonl_atomic(run_dir / FILTERED, (t.model_dump_json() for t in report.kept))
+    write_text_atomic(run_dir / FILTER_REPORT, json.dumps(report.to_json(), indent=2) + "\n")
+    console.print(report_table(report))
+    console.print(f"wrote {run_dir / FILTERED} ({len(report.kept)} rollouts) and {run_dir / FILTER_REPORT}")

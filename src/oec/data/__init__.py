@@ -1,0 +1,1 @@
+"""Data: filters over trajectories and exporters to loss-masked fine-tuning records."""
