@@ -6,7 +6,8 @@ import typer
 
 from oec import __version__
 from oec.cli import collect, demo, grade, tasks
-from oec.cli import export_cmd, filter_cmd
+from oec.cli import eval_cmd, export_cmd, filter_cmd
+from oec.cli import train_cmd
 
 app = typer.Typer(
     name="oec",
@@ -21,6 +22,9 @@ app.command("collect")(collect.collect_command)
 app.command("demo")(demo.demo_command)
 app.command("filter")(filter_cmd.filter_command)
 app.command("export")(export_cmd.export_command)
+app.command("train")(train_cmd.train_command)
+app.command("eval")(eval_cmd.eval_command)
+app.command("compare")(eval_cmd.compare_command)
 
 
 @app.command("version")

@@ -19,7 +19,7 @@ from oec.collect.runner import CollectSummary, collect
 from oec.collect.schedules import STRATEGIES, parse_switch
 from oec.models.registry import ModelOptions, make_provider
 
-IDENTITY_KEYS = ("seed", "student", "expert", "switch", "max_calls", "max_steps")
+IDENTITY_KEYS = ("seed", "student", "expert", "switch", "max_calls", "max_student_calls", "max_steps")
 
 
 def _strategies(values: list[str]) -> list[str]:
@@ -61,10 +61,14 @@ def collect_command(
     student_base_url: Optional[str] = typer.Option(None, "--student-base-url"),
     expert_base_url: Optional[str] = typer.Option(None, "--expert-base-url"),
     max_calls: int = typer.Option(75, "--max-calls", help="model calls per model per rollout"),
+    max_student_calls: Optional[int] = typer.Option(None, "--max-student-calls",
+                                                    help="a tighter call cap for the student alone"),
     max_steps: int = typer.Option(150, "--max-steps", help="steps per rollout, both models together"),
     max_cost: Optional[float] = typer.Option(None, "--max-cost", help="USD per rollout"),
     max_tokens: int = typer.Option(512, "--max-tokens", help="tokens per model reply"),
     command_timeout: float = typer.Option(300.0, "--command-timeout", help="seconds per sandbox command"),
+    max_observation_chars: int = typer.Option(10_000, "--max-observation-chars",
+                                              help="longer observations keep their head and tail"),
     isolation: str = typer.Option("auto", "--isolation", help="auto | bwrap | none"),
 ) -> None:
     """Collect trajectories; each finished rollout is appended to OUT/trajectories.jsonl at once."""
@@ -88,6 +92,7 @@ def collect_command(
         raise fail(str(exc)) from exc
     run_dir = RunDir(out)
     config = {"seed": seed, "student": student, "expert": expert, "switch": sampler.spec, "max_calls": max_calls,
+              "max_student_calls": max_student_calls,
               "max_steps": max_steps, "max_cost": max_cost, "strategies": strategies, "samples": samples,
               "tasks": str(tasks_file or "bundled"), "oec_version": __version__, "python": platform.python_version()}
     try:
@@ -95,7 +100,9 @@ def collect_command(
     except RunDirError as exc:
         raise fail(str(exc)) from exc
     index = repo_index(repos)
-    limits = Limits(max_calls_per_model=max_calls, max_steps=max_steps, max_cost_usd=max_cost)
+    limits = Limits(max_calls_per_model=max_calls, max_student_calls=max_student_calls, max_steps=max_steps,
+                    max_cost_usd=max_cost,
+                    max_observation_chars=max_observation_chars)
     configs = [RolloutConfig(strategy=s, student=student_provider, expert=expert_provider,  # type: ignore[arg-type]
                              switch=sampler, repos=index, seed=seed, limits=limits,
                              sandbox_limits=SandboxLimits(timeout_s=command_timeout),

@@ -40,6 +40,7 @@ class Actor:
 @dataclass(frozen=True)
 class Limits:
     max_calls_per_model: int = 75
+    max_student_calls: int | None = None  # a tighter cap for the student (small CPU runs); None = max_calls_per_model
     max_steps: int = 150
     max_cost_usd: float | None = None
     max_observation_chars: int = 10_000
@@ -98,8 +99,11 @@ class Episode:
     def check_limits(self, actor: Actor) -> None:
         if len(self.steps) >= self.limits.max_steps:
             raise EpisodeEnd("step_limit")
-        if self.usage.get(actor.role, ModelUsage(spec=actor.spec)).calls >= self.limits.max_calls_per_model:
-            raise EpisodeEnd("call_limit", f"{actor.role} made {self.limits.max_calls_per_model} calls")
+        cap = self.limits.max_calls_per_model
+        if actor.role == "student" and self.limits.max_student_calls is not None:
+            cap = min(cap, self.limits.max_student_calls)
+        if self.usage.get(actor.role, ModelUsage(spec=actor.spec)).calls >= cap:
+            raise EpisodeEnd("call_limit", f"{actor.role} made {cap} calls")
         spent = sum(u.cost_usd or 0.0 for u in self.usage.values())
         if self.limits.max_cost_usd is not None and spent >= self.limits.max_cost_usd:
             raise EpisodeEnd("cost_limit", f"spent ${spent:.4f}")

@@ -1,0 +1,1 @@
+"""Evaluation: student-only rollouts on held-out tasks, graded, with honest intervals."""

@@ -1,0 +1,94 @@
+"""Evaluate a model: student-only (on-policy) rollouts on tasks, graded; a summary with a Wilson interval."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from rich.console import Console
+
+from oec.collect.episode import Limits
+from oec.collect.rollout import RolloutConfig
+from oec.collect.run_dir import RunDir
+from oec.collect.runner import collect
+from oec.env.repos import RepoIndex
+from oec.env.sandbox import Limits as SandboxLimits
+from oec.eval.stats import wilson_interval
+from oec.models.registry import ModelOptions, make_provider
+from oec.tasks.model import Task
+
+EVAL_SUMMARY = "eval.json"
+
+
+class EvalSummary(BaseModel):
+    model: str
+    data_source: str | None = None
+    label: str | None = None
+    n: int
+    resolved: int
+    rate: float
+    ci_low: float
+    ci_high: float
+    exit_reasons: dict[str, int] = Field(default_factory=dict)
+    instances: list[str] = Field(default_factory=list)
+
+
+def summarize(run_dir: RunDir, model: str, data_source: str | None, label: str | None) -> EvalSummary:
+    """Recompute the summary from the trajectories on disk (so a resumed eval counts every rollout once)."""
+    records = list(run_dir.read())
+    resolved = sum(t.resolved for t in records)
+    low, high = wilson_interval(resolved, len(records))
+    return EvalSummary(model=model, data_source=data_source, label=label, n=len(records), resolved=resolved,
+                       rate=resolved / len(records) if records else 0.0, ci_low=low, ci_high=high,
+                       exit_reasons=dict(Counter(t.exit_reason for t in records)),
+                       instances=sorted({t.instance_id for t in records}))
+
+
+def write_summary(out: Path, summary: EvalSummary) -> None:
+    tmp = out / (EVAL_SUMMARY + ".tmp")
+    tmp.write_text(summary.model_dump_json(indent=2))
+    os.replace(tmp, out / EVAL_SUMMARY)
+
+
+async def evaluate(
+    model: str,
+    tasks: list[Task],
+    repos: RepoIndex,
+    out: Path,
+    *,
+    samples: int = 1,
+    concurrency: int = 2,
+    seed: int = 0,
+    options: ModelOptions | None = None,
+    limits: Limits = Limits(),
+    command_timeout: float = 300.0,
+    data_source: str | None = None,
+    label: str | None = None,
+    console: Console | None = None,
+) -> EvalSummary:
+    """Run the model alone on every task (`samples` times), grade, and write OUT/eval.json."""
+    run_dir = RunDir(out)
+    config = {"kind": "eval", "model": model, "seed": seed, "max_calls": limits.max_calls_per_model,
+              "max_steps": limits.max_steps}
+    run_dir.prepare(config, ("model", "seed", "max_calls", "max_steps"))
+    rollout = RolloutConfig(strategy="on-policy", student=make_provider(model, options or ModelOptions()),
+                            expert=None, switch=None, repos=repos, seed=seed, limits=limits,
+                            sandbox_limits=SandboxLimits(timeout_s=command_timeout))
+    await collect(tasks, [rollout], run_dir, samples=samples, concurrency=concurrency, console=console)
+    summary = summarize(run_dir, model, data_source, label)
+    write_summary(out, summary)
+    return summary
+
+
+def load_summary(path: Path) -> EvalSummary:
+    """An eval summary from a directory (or its eval.json); a clear error if it is not one."""
+    file = path / EVAL_SUMMARY if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: no {EVAL_SUMMARY} (run `oec eval ... --out {path}` first)")
+    try:
+        return EvalSummary.model_validate(json.loads(file.read_text()))
+    except ValueError as exc:
+        raise ValueError(f"{file}: not an eval summary: {exc}") from exc

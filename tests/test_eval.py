@@ -1,0 +1,59 @@
+"""Evaluation numbers: Wilson intervals, eval summaries from real graded rollouts, the compare table."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from oec.cli import app
+from oec.collect.episode import Limits
+from oec.env.repos import RepoIndex
+from oec.eval.evaluate import evaluate, load_summary
+from oec.eval.stats import wilson_interval
+from oec.models.scripted import register_script
+
+register_script("eval-fixer", [
+    "<function=str_replace_editor>\n<parameter=command>str_replace</parameter>\n<parameter=path>calc/__init__.py"
+    "</parameter>\n<parameter=old_str>return a - b</parameter>\n<parameter=new_str>return a + b</parameter>\n"
+    "</function>",
+    "<function=submit>\n</function>",
+])
+register_script("eval-idler", [], final="```bash\nls\n```")
+
+
+@pytest.mark.parametrize("k, n, low, high", [
+    (0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0), (5, 10, 0.2366, 0.7634), (1, 3, 0.0615, 0.7923),
+])
+def test_wilson_interval_matches_reference_values(k: int, n: int, low: float, high: float) -> None:
+    got = wilson_interval(k, n)
+    assert got == pytest.approx((low, high), abs=1e-4)
+
+
+def test_wilson_edge_cases() -> None:
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+
+
+def test_evaluate_grades_student_only_rollouts_and_resumes(swe_repo, tmp_path: Path) -> None:
+    repos = RepoIndex([swe_repo.repos_dir])
+    fixer = asyncio.run(evaluate("scripted:eval-fixer", [swe_repo.task], repos, tmp_path / "fixer", samples=2,
+                                 limits=Limits(max_calls_per_model=4), data_source="oec"))
+    assert (fixer.n, fixer.resolved, fixer.rate) == (2, 2, 1.0)
+    assert fixer.ci_low == pytest.approx(wilson_interval(2, 2)[0]) and fixer.exit_reasons == {"submitted": 2}
+    idler = asyncio.run(evaluate("scripted:eval-idler", [swe_repo.task], repos, tmp_path / "idler",
+                                 limits=Limits(max_calls_per_model=2)))
+    assert (idler.n, idler.resolved) == (1, 0) and idler.exit_reasons == {"call_limit": 1}
+    again = asyncio.run(evaluate("scripted:eval-fixer", [swe_repo.task], repos, tmp_path / "fixer", samples=2,
+                                 limits=Limits(max_calls_per_model=4), data_source="oec"))
+    assert again.n == 2  # resumed: nothing ran twice, nothing counted twice
+    assert load_summary(tmp_path / "fixer") == again
+
+    table = CliRunner().invoke(app, ["compare", str(tmp_path / "fixer"), str(tmp_path / "idler")])
+    assert table.exit_code == 0, table.output
+    assert "100.0%" in table.output and "| 0.0%" in table.output.replace("│", "|")
+    missing = CliRunner().invoke(app, ["compare", str(tmp_path / "nothing")])
+    assert missing.exit_code == 2 and "eval.json" in missing.output
