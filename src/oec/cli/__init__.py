@@ -6,8 +6,9 @@ import typer
 
 from oec import __version__
 from oec.cli import collect, demo, grade, tasks
-from oec.cli import eval_cmd, export_cmd, filter_cmd
+from oec.cli import eval_cmd, export_cmd, filter_cmd, run_cmd
 from oec.cli import train_cmd
+from oec.cli import shift_cmd, view_cmd
 
 app = typer.Typer(
     name="oec",
@@ -25,6 +26,9 @@ app.command("export")(export_cmd.export_command)
 app.command("train")(train_cmd.train_command)
 app.command("eval")(eval_cmd.eval_command)
 app.command("compare")(eval_cmd.compare_command)
+app.command("run")(run_cmd.run_command)
+app.command("view")(view_cmd.view_command)
+app.command("shift")(shift_cmd.shift_command)
 
 
 @app.command("version")

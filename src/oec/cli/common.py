@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
+from typing import Any, Callable
 
 import typer
+from typer.models import ArgumentInfo, OptionInfo
 from rich.console import Console
 
 from oec.env.repos import RepoIndex
@@ -47,3 +50,21 @@ def repo_index(repos: Path | None) -> RepoIndex:
         dirs.append(repos)
     dirs.append(bundled_repos_dir())
     return RepoIndex(dirs)
+
+
+def invoke(command: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call a typer command from Python (as `oec run` chains them), unset parameters taking their CLI defaults.
+
+    Calling the function bare would pass typer's OptionInfo objects for every
+    parameter not given, so a newly added option would silently break callers.
+    """
+    for name, parameter in inspect.signature(command).parameters.items():
+        if name in kwargs:
+            continue
+        default = parameter.default
+        if isinstance(default, (OptionInfo, ArgumentInfo)):
+            default = default.default
+        if default is ... or default is inspect.Parameter.empty:
+            raise TypeError(f"{command.__name__}: required parameter '{name}' not given")
+        kwargs[name] = default
+    return command(**kwargs)

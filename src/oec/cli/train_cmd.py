@@ -1,0 +1,76 @@
+"""`oec train`: fine-tune the student on exported SFT records (only flagged turns supervised)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from oec.cli.common import console, fail
+
+
+def train_command(
+    data: Path = typer.Option(..., "--data", help="SFT records (JSONL from `oec export --format messages`)"),
+    model: str = typer.Option(..., "--model", help="hf:smollm2-135m or hf:/path/to/checkpoint"),
+    out: Path = typer.Option(..., "--out", help="folder for the trained checkpoint (loads as hf:OUT)"),
+    lora: bool = typer.Option(True, "--lora/--no-lora", help="LoRA (merged into OUT) or a full fine-tune"),
+    epochs: float = typer.Option(1.0, "--epochs", help="passes over the data"),
+    lr: float | None = typer.Option(None, "--lr", help="learning rate; default 2e-4 with LoRA, 1e-5 full"),
+    max_length: int = typer.Option(4096, "--max-length", help="longer records are dropped whole, and counted"),
+    batch_size: int = typer.Option(1, "--batch-size", help="records per device per micro-batch"),
+    grad_accum: int = typer.Option(4, "--grad-accum", help="micro-batches per optimizer step"),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="stop after N optimizer steps"),
+    seed: int = typer.Option(0, "--seed", help="seeds LoRA init, data order and dropout"),
+    lora_r: int = typer.Option(16, "--lora-r", help="LoRA rank"),
+    lora_alpha: int = typer.Option(32, "--lora-alpha", help="LoRA scaling numerator (scale = alpha / r)"),
+    gradient_checkpointing: bool = typer.Option(
+        True, "--gradient-checkpointing/--no-gradient-checkpointing",
+        help="recompute activations in the backward pass: less memory, slower steps"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if it already holds files"),
+) -> None:
+    """Fine-tune a local model on SFT records, training only the assistant turns flagged `train`."""
+    try:
+        from oec.train.masking import SFTDataError, TemplateError
+        from oec.train.trainer import TrainError, train
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise fail(f"training needs the hf extras (pip install -e '.[hf]'): {exc}") from exc
+    try:
+        summary = train(data, model, out, lora=lora, epochs=epochs, lr=lr, max_length=max_length,
+                        batch_size=batch_size, grad_accum=grad_accum, seed=seed, max_steps=max_steps,
+                        lora_r=lora_r, lora_alpha=lora_alpha, gradient_checkpointing=gradient_checkpointing,
+                        overwrite=overwrite)
+    except (SFTDataError, TemplateError, TrainError, OSError) as exc:
+        raise fail(str(exc)) from exc
+    except ImportError as exc:
+        raise fail(f"training needs the hf extras (pip install -e '.[hf]'): {exc}") from exc
+
+    hp = summary.hyperparameters
+    table = Table(title=f"train ({'LoRA, merged' if hp['lora'] else 'full fine-tune'}, {summary.trainer} "
+                        f"on {summary.device})")
+    table.add_column("", style="bold")
+    table.add_column("value", justify="right")
+    rows = [
+        ("records", summary.records),
+        ("used", summary.records_used),
+        ("dropped: longer than max length", summary.dropped_too_long),
+        ("dropped: nothing to train", summary.dropped_nothing_to_train),
+        ("dropped: tokens merged across turns", summary.dropped_token_boundary),
+        ("supervised tokens", f"{summary.supervised_tokens} of {summary.total_tokens}"),
+        ("longest record (tokens)", summary.longest_tokens),
+        ("optimizer steps", summary.steps),
+        ("learning rate", f"{hp['lr']:g}"),
+        ("first / last loss", _first_last(summary.loss_curve)),
+        ("seconds per step", summary.seconds_per_step if summary.seconds_per_step is not None else "-"),
+        ("duration (s)", f"{summary.duration_s:.1f}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console.print(table)
+    console.print(f"wrote the checkpoint to {out} (use it as --model hf:{out}); details in {out}/oec_train.json")
+
+
+def _first_last(curve: list[dict[str, float]]) -> str:
+    if not curve:
+        return "-"
+    return f"{curve[0]['loss']:.4f} / {curve[-1]['loss']:.4f}"

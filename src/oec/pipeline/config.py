@@ -1,0 +1,113 @@
+"""The pipeline config (TOML), validated by pydantic so a typo is an error that names the file and field."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunSection(_Section):
+    out: Path = Path("runs/demo")
+    seed: int = 0
+
+
+class TasksSection(_Section):
+    file: Path | None = Field(default=None, description="task file; none = the bundled suite")
+    repos: Path | None = None
+    eval_fraction: float = Field(default=0.34, ge=0.0, lt=1.0,
+                                 description="share of tasks held out for evaluation (split by instance id hash)")
+    limit: int | None = Field(default=None, ge=1, description="use at most this many tasks (train + eval)")
+
+
+class ModelsSection(_Section):
+    student: str = "hf:smollm2-135m"
+    expert: str = "oracle"
+    student_base_url: str | None = None
+    expert_base_url: str | None = None
+    max_tokens: int = 512
+
+
+class CollectSection(_Section):
+    strategies: list[Literal["bc", "on-policy", "oec"]] = ["bc", "on-policy", "oec"]
+    switch: str = "uniform:0-30"
+    samples: int = Field(default=1, ge=1)
+    concurrency: int = Field(default=4, ge=1)
+    max_calls: int = Field(default=75, ge=1)
+    max_student_calls: int | None = Field(default=None, ge=1)
+    max_steps: int = Field(default=150, ge=1)
+    max_observation_chars: int = Field(default=10_000, ge=200)
+    command_timeout: float = 300.0
+
+
+class FilterSection(_Section):
+    resolved: bool = True
+    max_repeat: int = Field(default=3, ge=0)
+    max_steps: int | None = None
+    exit_reasons: list[str] | None = None
+
+
+class ExportSection(_Section):
+    format: Literal["messages", "openai", "sharegpt"] = "messages"
+    mix: dict[str, int] | None = Field(default=None, description="records per strategy; none = all")
+    allow_short: bool = True
+
+
+class TrainSection(_Section):
+    lora: bool = True
+    epochs: float = 1.0
+    lr: float = 2e-4
+    max_length: int = 4096
+    batch_size: int = 1
+    grad_accum: int = 4
+    max_steps: int | None = None
+
+
+class EvalSection(_Section):
+    samples: int = Field(default=1, ge=1)
+    concurrency: int = Field(default=2, ge=1)
+    max_calls: int = Field(default=75, ge=1)
+    base: bool = Field(default=True, description="also evaluate the untrained student, beside the trained one")
+
+
+class PipelineConfig(_Section):
+    run: RunSection = RunSection()
+    tasks: TasksSection = TasksSection()
+    models: ModelsSection = ModelsSection()
+    collect: CollectSection = CollectSection()
+    filter: FilterSection = FilterSection()
+    export: ExportSection = ExportSection()
+    train: TrainSection = TrainSection()
+    eval: EvalSection = EvalSection()
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_config(path: Path) -> PipelineConfig:
+    """Read and validate a TOML config; errors name the file and the dotted field."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"field '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from exc

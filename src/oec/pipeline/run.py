@@ -1,0 +1,150 @@
+"""The whole method on one config: collect -> filter -> export -> train -> eval -> compare.
+
+Each stage reads and writes files under the run directory and is skipped when
+its output is newer than its inputs, so a killed `oec run` picks up where it
+stopped (collection and evaluation also resume rollout by rollout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from oec.cli.collect import collect_command
+from oec.cli.common import invoke, repo_index
+from oec.cli.eval_cmd import comparison_table
+from oec.cli.export_cmd import export_command
+from oec.cli.filter_cmd import FILTERED, filter_command
+from oec.collect.episode import Limits
+from oec.collect.run_dir import TRAJECTORIES
+from oec.eval.evaluate import EVAL_SUMMARY, EvalSummary, evaluate, load_summary
+from oec.models.registry import ModelOptions
+from oec.pipeline.config import PipelineConfig
+from oec.tasks.loaders import load_tasks_strict
+from oec.tasks.model import Task
+
+
+class PipelineError(RuntimeError):
+    """A stage cannot go on; the message says which file shows why."""
+
+
+@dataclass
+class PipelineResult:
+    out: Path
+    evaluations: list[tuple[str, EvalSummary]] = field(default_factory=list)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def is_current(output: Path, *inputs: Path) -> bool:
+    """make's rule: the output exists and is no older than any input."""
+    if not output.exists():
+        return False
+    newest_input = max((p.stat().st_mtime for p in inputs if p.exists()), default=0.0)
+    return output.stat().st_mtime >= newest_input
+
+
+def split_tasks(tasks: list[Task], eval_fraction: float, seed: int) -> tuple[list[Task], list[Task]]:
+    """A held-out split that depends only on the instance ids and the seed (stable as the task file grows)."""
+    def bucket(task: Task) -> float:
+        digest = hashlib.sha256(f"{seed}:{task.instance_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    held_out = [t for t in tasks if bucket(t) < eval_fraction]
+    if eval_fraction > 0 and not held_out and len(tasks) > 1:
+        held_out = [min(tasks, key=bucket)]
+    train = [t for t in tasks if t not in held_out]
+    return train, held_out
+
+
+def _write_tasks(path: Path, tasks: list[Task]) -> None:
+    text = "".join(t.model_dump_json() + "\n" for t in tasks)
+    if not path.exists() or path.read_text() != text:  # keep mtimes still when nothing changed
+        path.write_text(text)
+
+
+def run_pipeline(config: PipelineConfig, console: Console) -> PipelineResult:
+    from oec.tasks.bundled import BUNDLED_TASKS_FILE
+    from oec.train.trainer import train
+
+    out = config.run.out
+    out.mkdir(parents=True, exist_ok=True)
+    result = PipelineResult(out)
+    tasks = load_tasks_strict(config.tasks.file or BUNDLED_TASKS_FILE)[: config.tasks.limit]
+    train_tasks, eval_tasks = split_tasks(tasks, config.tasks.eval_fraction, config.run.seed)
+    train_file, eval_file = out / "tasks-train.jsonl", out / "tasks-eval.jsonl"
+    _write_tasks(train_file, train_tasks)
+    _write_tasks(eval_file, eval_tasks)
+    console.print(f"tasks: {len(train_tasks)} for collection, {len(eval_tasks)} held out for evaluation")
+
+    collect_dir = out / "collect"
+    console.rule(f"1/5 collect ({', '.join(config.collect.strategies)})")
+    c, m = config.collect, config.models
+    invoke(collect_command, tasks_file=train_file, student=m.student, expert=m.expert, strategy=list(c.strategies),
+                    switch=c.switch, samples=c.samples, concurrency=c.concurrency, seed=config.run.seed,
+                    out=collect_dir, repos=config.tasks.repos, student_base_url=m.student_base_url,
+                    expert_base_url=m.expert_base_url, max_calls=c.max_calls, max_student_calls=c.max_student_calls,
+                    max_steps=c.max_steps,
+                    max_tokens=m.max_tokens, command_timeout=c.command_timeout,
+                    max_observation_chars=c.max_observation_chars)
+
+    console.rule("2/5 filter")
+    filtered = collect_dir / FILTERED
+    if is_current(filtered, collect_dir / TRAJECTORIES):
+        console.print(f"up to date: {filtered}")
+    else:
+        f = config.filter
+        invoke(filter_command, run_dir=collect_dir, keep_resolved=f.resolved, max_repeat=f.max_repeat, steps=f.max_steps,
+                       reasons=",".join(f.exit_reasons) if f.exit_reasons is not None else None)
+
+    console.rule("3/5 export (student format, expert turns trained)")
+    sft = out / f"sft.{config.export.format}.jsonl"
+    if is_current(sft, filtered):
+        console.print(f"up to date: {sft}")
+    else:
+        mix = ",".join(f"{k}={v}" for k, v in config.export.mix.items()) if config.export.mix else None
+        invoke(export_command, run_dir=collect_dir, fmt=config.export.format, out=sft, mix=mix, seed=config.run.seed,
+                       allow_short=config.export.allow_short, tasks_file=train_file)
+
+    console.rule("4/5 train")
+    checkpoint = out / "checkpoint"
+    if not sft.read_text().strip():
+        raise PipelineError(f"{sft} holds no records: nothing was resolved and kept; see "
+                            f"{collect_dir / 'filter_report.json'} and raise the collection limits")
+    if is_current(checkpoint / "oec_train.json", sft):
+        console.print(f"up to date: {checkpoint}")
+    else:
+        t = config.train
+        summary = train(sft, m.student, checkpoint, lora=t.lora, epochs=t.epochs, lr=t.lr, max_length=t.max_length,
+                        batch_size=t.batch_size, grad_accum=t.grad_accum, seed=config.run.seed,
+                        max_steps=t.max_steps, overwrite=True)
+        console.print(f"trained on {summary.records_used} records ({summary.supervised_tokens} supervised tokens); "
+                      f"dropped {summary.dropped_too_long} too long")
+
+    console.rule("5/5 evaluate on held-out tasks")
+    models = ([("base", m.student, "none")] if config.eval.base else []) + [
+        ("trained", f"hf:{checkpoint}", "+".join(config.collect.strategies))]
+    for label, spec, source in models:
+        eval_dir = out / "eval" / label
+        if is_current(eval_dir / EVAL_SUMMARY, checkpoint / "oec_train.json" if label == "trained" else eval_file):
+            result.evaluations.append((str(eval_dir), load_summary(eval_dir)))
+            console.print(f"up to date: {eval_dir}")
+            continue
+        console.print(f"evaluating {label}: {spec}")
+        e = config.eval
+        summary = asyncio.run(evaluate(
+            spec, eval_tasks, repo_index(config.tasks.repos), eval_dir, samples=e.samples, concurrency=e.concurrency,
+            seed=config.run.seed, options=ModelOptions(max_tokens=m.max_tokens, seed=config.run.seed),
+            limits=Limits(max_calls_per_model=e.max_calls, max_observation_chars=c.max_observation_chars),
+            command_timeout=c.command_timeout, data_source=source, label=label, console=console))
+        result.evaluations.append((str(eval_dir), summary))
+
+    console.print(comparison_table(result.evaluations))
+    result.paths = {"trajectories": collect_dir / TRAJECTORIES, "filter report": collect_dir / "filter_report.json",
+                    "sft data": sft, "checkpoint": checkpoint, "evaluations": out / "eval"}
+    for name, path in result.paths.items():
+        console.print(f"{name:>14}: {path}")
+    return result
