@@ -48,15 +48,17 @@ def is_current(output: Path, *inputs: Path) -> bool:
 
 
 def split_tasks(tasks: list[Task], eval_fraction: float, seed: int) -> tuple[list[Task], list[Task]]:
-    """A held-out split that depends only on the instance ids and the seed (stable as the task file grows)."""
-    def bucket(task: Task) -> float:
-        digest = hashlib.sha256(f"{seed}:{task.instance_id}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64
+    """Hold out round(fraction x n) tasks, chosen by a hash of (seed, instance id): the same ids give the same
+    split whatever the file order, and the split differs between seeds."""
+    def bucket(task: Task) -> bytes:
+        return hashlib.sha256(f"{seed}:{task.instance_id}".encode()).digest()
 
-    held_out = [t for t in tasks if bucket(t) < eval_fraction]
-    if eval_fraction > 0 and not held_out and len(tasks) > 1:
-        held_out = [min(tasks, key=bucket)]
-    train = [t for t in tasks if t not in held_out]
+    n_eval = round(eval_fraction * len(tasks))
+    if eval_fraction > 0 and len(tasks) > 1:
+        n_eval = min(max(n_eval, 1), len(tasks) - 1)
+    held_out_ids = {t.instance_id for t in sorted(tasks, key=bucket)[:n_eval]}
+    train = [t for t in tasks if t.instance_id not in held_out_ids]
+    held_out = [t for t in tasks if t.instance_id in held_out_ids]
     return train, held_out
 
 
@@ -143,8 +145,12 @@ def run_pipeline(config: PipelineConfig, console: Console) -> PipelineResult:
         result.evaluations.append((str(eval_dir), summary))
 
     console.print(comparison_table(result.evaluations))
+    from oec.report import write_report
+
+    report = write_report(out)
     result.paths = {"trajectories": collect_dir / TRAJECTORIES, "filter report": collect_dir / "filter_report.json",
-                    "sft data": sft, "checkpoint": checkpoint, "evaluations": out / "eval"}
+                    "sft data": sft, "checkpoint": checkpoint, "evaluations": out / "eval",
+                    "report": report}
     for name, path in result.paths.items():
         console.print(f"{name:>14}: {path}")
     return result
