@@ -107,7 +107,9 @@ def execute(action: Action, env: Runner, *, max_observation_chars: int = 10_000)
         command = str(action.arguments["command"])
     else:
         blob = base64.b64encode(json.dumps(action.arguments).encode()).decode()
-        command = f"python {shlex.quote(str(EDITOR_SCRIPT))} {EDITOR_STATE} {blob}"
+        # where the script lives depends on the backend (a container has its own copy)
+        prefix = getattr(env, "editor_command_prefix", None) or f"python {shlex.quote(str(EDITOR_SCRIPT))}"
+        command = f"{prefix} {EDITOR_STATE} {blob}"
     result = env.run(command)
     text = result.output
     if result.timed_out:

@@ -9,6 +9,7 @@ from oec.cli import collect, demo, grade, tasks
 from oec.cli import eval_cmd, export_cmd, filter_cmd, run_cmd
 from oec.cli import train_cmd
 from oec.cli import shift_cmd, view_cmd
+from oec.cli import criteria_cmd
 
 app = typer.Typer(
     name="oec",
@@ -29,6 +30,7 @@ app.command("compare")(eval_cmd.compare_command)
 app.command("run")(run_cmd.run_command)
 app.command("view")(view_cmd.view_command)
 app.command("shift")(shift_cmd.shift_command)
+app.command("criteria")(criteria_cmd.criteria_command)
 
 
 @app.command("version")

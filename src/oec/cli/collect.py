@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import platform
 from pathlib import Path
 from typing import Optional
@@ -11,13 +10,15 @@ import typer
 from rich.table import Table
 
 from oec import __version__
-from oec.cli.common import console, fail, load_task_source, report_errors, repo_index
+from oec.cli.common import choose_env_backend, console, fail, load_task_source, report_errors, repo_index
+from oec.cli.execution import DrainOption, ExecutorOption, RayAddressOption, check_executor, run_rollouts
 from oec.collect.episode import Limits
 from oec.collect.rollout import RolloutConfig
 from oec.collect.run_dir import RunDir, RunDirError
 from oec.collect.runner import CollectSummary, collect
 from oec.collect.schedules import STRATEGIES, parse_switch
-from oec.models.registry import ModelOptions, make_provider
+from oec.models.portable import PortableProvider
+from oec.models.registry import ModelOptions
 
 IDENTITY_KEYS = ("seed", "student", "expert", "switch", "max_calls", "max_student_calls", "max_steps")
 
@@ -52,7 +53,9 @@ def collect_command(
     student: str = typer.Option("hf:smollm2-135m", "--student", help="BACKEND:MODEL of the student"),
     expert: str = typer.Option("oracle", "--expert", help="BACKEND:MODEL of the expert"),
     strategy: list[str] = typer.Option(["oec"], "--strategy", help="bc | on-policy | oec (repeat or comma-separate)"),
-    switch: str = typer.Option("uniform:0-30", "--switch", help="uniform:A-B | fixed:K | tokens:N | cost:USD"),
+    switch: str = typer.Option("uniform:0-30", "--switch", help="uniform:A-B | fixed:K | tokens:N | cost:USD | "
+                                "divergence:DETECTORS[;min=A,max=B], e.g. divergence:loop=3,errors=3,regression=5,"
+                                "oracle;max=30 (detectors: loop, errors, regression, judge, likelihood, oracle)"),
     samples: int = typer.Option(1, "--samples", min=1, help="rollouts per task and strategy"),
     concurrency: int = typer.Option(4, "--concurrency", min=1, help="rollouts in flight"),
     seed: int = typer.Option(0, "--seed", help="run seed; every draw derives from it"),
@@ -70,11 +73,18 @@ def collect_command(
     max_observation_chars: int = typer.Option(10_000, "--max-observation-chars",
                                               help="longer observations keep their head and tail"),
     isolation: str = typer.Option("auto", "--isolation", help="auto | bwrap | none"),
+    env: str = typer.Option("local", "--env",
+                            help="local (repos folder) | docker (each task's SWE-bench/SWE-smith image)"),
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    drain: DrainOption = False,
 ) -> None:
     """Collect trajectories; each finished rollout is appended to OUT/trajectories.jsonl at once."""
     from oec.env.sandbox import Limits as SandboxLimits
 
+    check_executor(executor, ray_address)
     strategies = _strategies(strategy)
+    env = choose_env_backend(env)
     try:
         sampler = parse_switch(switch)
     except ValueError as exc:
@@ -84,9 +94,10 @@ def collect_command(
     if not loaded.tasks:
         raise fail("no valid tasks to run")
     try:
-        student_provider = None if strategies == ["bc"] else make_provider(
+        # portable: a Ray worker rebuilds them from spec and options (see oec.models.portable)
+        student_provider = None if strategies == ["bc"] else PortableProvider(
             student, ModelOptions(base_url=student_base_url, max_tokens=max_tokens, seed=seed))
-        expert_provider = None if strategies == ["on-policy"] else make_provider(
+        expert_provider = None if strategies == ["on-policy"] else PortableProvider(
             expert, ModelOptions(base_url=expert_base_url, max_tokens=max_tokens, seed=seed))
     except ValueError as exc:
         raise fail(str(exc)) from exc
@@ -106,9 +117,14 @@ def collect_command(
     configs = [RolloutConfig(strategy=s, student=student_provider, expert=expert_provider,  # type: ignore[arg-type]
                              switch=sampler, repos=index, seed=seed, limits=limits,
                              sandbox_limits=SandboxLimits(timeout_s=command_timeout),
-                             isolation=isolation)  # type: ignore[arg-type]
+                             isolation=isolation, env_backend=env)  # type: ignore[arg-type]
                for s in strategies]
-    summary = asyncio.run(collect(loaded.tasks, configs, run_dir, samples=samples, concurrency=concurrency,
-                                  console=console))
+    summary = run_rollouts(
+        lambda chosen, stop: collect(loaded.tasks, configs, run_dir, samples=samples, concurrency=concurrency,
+                                     console=console, executor=chosen, stop=stop),
+        executor=executor, concurrency=concurrency, ray_address=ray_address, drain=drain,
+        on_interrupt=lambda partial: console.print(summary_table(partial)))
+    if summary.swept.total:
+        console.print(f"removed leftovers of killed runs: {summary.swept}")
     console.print(summary_table(summary))
     console.print(f"trajectories in {run_dir.trajectories}")

@@ -52,6 +52,22 @@ def repo_index(repos: Path | None) -> RepoIndex:
     return RepoIndex(dirs)
 
 
+def choose_env_backend(env: str) -> str:
+    """Check `--env`; for docker, fail now (before models load) if no engine answers, not per task later."""
+    from oec.env.session import ENV_BACKENDS
+
+    if env not in ENV_BACKENDS:
+        raise fail(f"--env {env}: expected {' or '.join(ENV_BACKENDS)}")
+    if env == "docker":
+        from oec.env.docker_backend import DockerBackendError, connect
+
+        try:
+            connect().close()
+        except DockerBackendError as exc:
+            raise fail(str(exc)) from exc
+    return env
+
+
 def invoke(command: Callable[..., Any], **kwargs: Any) -> Any:
     """Call a typer command from Python (as `oec run` chains them), unset parameters taking their CLI defaults.
 

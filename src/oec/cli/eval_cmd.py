@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +9,7 @@ import typer
 from rich.table import Table
 
 from oec.cli.common import console, fail, load_task_source, report_errors, repo_index
+from oec.cli.execution import DrainOption, ExecutorOption, RayAddressOption, check_executor, run_rollouts
 from oec.collect.episode import Limits
 from oec.collect.run_dir import RunDirError
 from oec.eval.evaluate import EvalSummary, evaluate, load_summary
@@ -39,17 +39,25 @@ def eval_command(
     max_tokens: int = typer.Option(512, "--max-tokens"),
     data_source: Optional[str] = typer.Option(None, "--data-source", help="what the model was trained on (for tables)"),
     label: Optional[str] = typer.Option(None, "--label"),
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    drain: DrainOption = False,
 ) -> None:
     """Run MODEL alone on every task, grade each rollout, report the resolve rate with a 95% Wilson interval."""
+    check_executor(executor, ray_address)
     loaded = load_task_source(tasks_file)
     report_errors(loaded)
     if not loaded.tasks:
         raise fail("no valid tasks to evaluate")
     try:
-        summary = asyncio.run(evaluate(
-            model, loaded.tasks, repo_index(repos), out, samples=samples, concurrency=concurrency, seed=seed,
-            options=ModelOptions(base_url=base_url, max_tokens=max_tokens, seed=seed),
-            limits=Limits(max_calls_per_model=max_calls), data_source=data_source, label=label, console=console))
+        index = repo_index(repos)
+        summary = run_rollouts(
+            lambda chosen, stop: evaluate(
+                model, loaded.tasks, index, out, samples=samples, concurrency=concurrency, seed=seed,
+                options=ModelOptions(base_url=base_url, max_tokens=max_tokens, seed=seed),
+                limits=Limits(max_calls_per_model=max_calls), data_source=data_source, label=label,
+                console=console, executor=chosen, stop=stop),
+            executor=executor, concurrency=concurrency, ray_address=ray_address, drain=drain)
     except (RunDirError, ValueError) as exc:
         raise fail(str(exc)) from exc
     console.print(comparison_table([(str(out), summary)]))

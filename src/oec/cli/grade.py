@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from oec.cli.common import console, fail, load_task_source, report_errors, repo_index
+from oec.cli.common import choose_env_backend, console, fail, load_task_source, report_errors, repo_index
 from oec.grading.batch import grade_many
 from oec.grading.grader import GradeResult
 from oec.grading.predictions import PredictionsError, load_predictions, looks_like_predictions
@@ -70,15 +70,18 @@ def grade_command(
     out: Optional[Path] = typer.Option(None, "--out", help="write the results as a JSON list here"),
     jobs: int = typer.Option(min(4, os.cpu_count() or 1), "--jobs", "-j", help="tasks graded at once"),
     isolation: str = typer.Option("auto", "--isolation", help="auto | bwrap | none"),
+    env: str = typer.Option("local", "--env",
+                            help="local (repos folder) | docker (each task's SWE-bench/SWE-smith image)"),
 ) -> None:
     """Grade every task in FILE with the chosen patches and print a table."""
     if isolation not in ("auto", "bwrap", "none"):
         raise fail(f"--isolation {isolation}: expected auto, bwrap or none")
+    env = choose_env_backend(env)
     loaded = load_task_source(file)
     report_errors(loaded)
     pairs = choose_patches(loaded.tasks, patch)
-    results = grade_many(pairs, repo_index(repos), jobs=jobs, isolation=isolation, console=console,  # type: ignore[arg-type]
-                         description=f"grading {patch}")
+    results = grade_many(pairs, repo_index(repos), jobs=jobs, isolation=isolation, env=env,  # type: ignore[arg-type]
+                         console=console, description=f"grading {patch}")
     console.print(results_table(results, f"{file or 'bundled suite'} · patch={patch}"))
     if out is not None:
         write_results(results, out)

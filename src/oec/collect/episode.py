@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from oec.agent.actions import FormatError
 from oec.agent.formats import ActionFormat, parse
@@ -16,7 +17,7 @@ from oec.agent.prompts import SYSTEM_PROMPTS
 from oec.agent.tools import TOOLS, Runner, execute
 from oec.collect.records import ModelUsage
 from oec.collect.schedules import StudentProgress, SwitchSampler
-from oec.models.base import Completion, Model, ModelError
+from oec.models.base import Completion, Model, ModelError, Usage
 from oec.tasks.model import Task
 
 
@@ -46,6 +47,15 @@ class Limits:
     max_observation_chars: int = 10_000
 
 
+class StepObserver(Protocol):
+    """Watches the student while it acts (divergence detectors): may run checks in the env, call models
+    (adding their usage with `Episode.add_usage`) and set `episode.progress.divergence` for the switch."""
+
+    async def start(self, episode: Episode, env: Runner) -> None: ...
+
+    async def after_student_step(self, episode: Episode, step: Step, env: Runner) -> None: ...
+
+
 class EpisodeEnd(Exception):
     def __init__(self, reason: str, detail: str | None = None) -> None:
         super().__init__(reason)
@@ -65,10 +75,13 @@ class Episode:
     usage: dict[str, ModelUsage] = field(default_factory=dict)
     progress: StudentProgress = field(default_factory=StudentProgress)
     detail: str | None = None  # why the episode ended, beyond its reason
+    observer: StepObserver | None = None  # called after each student step, before the next switch decision
 
     async def run(self, env: Runner) -> str:
         """Act until submitted or a limit; return the exit reason (the patch is the env's diff)."""
         try:
+            if self.observer is not None:
+                await self.observer.start(self, env)
             while True:
                 actor = self.next_actor()
                 self.check_limits(actor)
@@ -81,6 +94,8 @@ class Episode:
                     step.observation, step.exit_code = observation.text, observation.exit_code
                     if observation.submitted:
                         raise EpisodeEnd("submitted")
+                if self.observer is not None and actor.role == "student":
+                    await self.observer.after_student_step(self, step, env)
         except EpisodeEnd as end:
             self.detail = end.detail
             return end.reason
@@ -113,6 +128,8 @@ class Episode:
             return await actor.model.complete(messages, TOOLS if actor.format == "native" else None)
         except ModelError as exc:
             raise EpisodeEnd("context" if exc.kind == "context_length" else "model_error", str(exc)) from exc
+        except Exception as exc:  # a backend bug (not a ModelError) ends this rollout, not the run
+            raise EpisodeEnd("model_error", f"other: {type(exc).__name__}: {exc}") from exc
 
     def record(self, actor: Actor, completion: Completion) -> Step:
         """Append the step for this completion (parsed, or with its format error) and count its usage."""
@@ -123,14 +140,17 @@ class Episode:
         except FormatError as exc:
             step.format_error = str(exc)
         self.steps.append(step)
-        usage = self.usage.setdefault(actor.role, ModelUsage(spec=actor.spec))
-        usage.calls += 1
-        usage.prompt_tokens += completion.usage.prompt_tokens
-        usage.completion_tokens += completion.usage.completion_tokens
-        usage.cost_usd = None if completion.usage.cost_usd is None or usage.cost_usd is None \
-            else usage.cost_usd + completion.usage.cost_usd
+        self.add_usage(actor, completion.usage)
         if actor.role == "student":
             self.progress.calls += 1
             self.progress.tokens += completion.usage.prompt_tokens + completion.usage.completion_tokens
             self.progress.cost_usd += completion.usage.cost_usd or 0.0
         return step
+
+    def add_usage(self, actor: Actor, used: Usage) -> None:
+        """Count one call of `actor` (a step, or a side call such as a divergence judge's) toward its usage."""
+        usage = self.usage.setdefault(actor.role, ModelUsage(spec=actor.spec))
+        usage.calls += 1
+        usage.prompt_tokens += used.prompt_tokens
+        usage.completion_tokens += used.completion_tokens
+        usage.cost_usd = None if used.cost_usd is None or usage.cost_usd is None else usage.cost_usd + used.cost_usd

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from oec.agent.history import Step
@@ -16,6 +18,17 @@ class ModelUsage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = 0.0
+
+
+class Firing(BaseModel):
+    """Why the expert took over a `divergence` rollout: the detector that fired, the index of the student step
+    after which it fired, what it saw, and a sentence for people. When no detector fired by the cap, detector
+    is "cap" and step is the switch step the cap imposed."""
+
+    detector: str
+    step: int
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    reason: str
 
 
 class Trajectory(BaseModel):
@@ -33,6 +46,10 @@ class Trajectory(BaseModel):
     switch_step: int | None = Field(
         default=None, description="index of the first expert step = student steps before it; None if the expert never acted"
     )
+    switch_reason: Firing | None = Field(
+        default=None, description="divergence switching: the detector that fired (or 'cap'); None when none did")
+    divergence_checks: dict[str, int] = Field(
+        default_factory=dict, description="divergence switching: how often each detector ran (judge: expert calls)")
     steps: list[Step] = Field(default_factory=list)
     patch: str = ""
     reward: GradeResult | None = None

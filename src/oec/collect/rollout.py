@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from oec.collect.divergence import monitor_for, switch_record
 from oec.collect.episode import Actor, Episode, Limits
 from oec.collect.records import Trajectory, trajectory_id
 from oec.collect.schedules import Strategy, SwitchSampler
 from oec.collect.seeding import derive_seed, rollout_rng
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import Limits as SandboxLimits
-from oec.env.session import EnvSession, Isolation
+from oec.env.session import EnvBackend, EnvSession, Isolation, open_session
 from oec.grading.grader import grade
 from oec.models.registry import ModelProvider
 from oec.tasks.model import Task
@@ -34,6 +35,7 @@ class RolloutConfig:
     sandbox_limits: SandboxLimits = SandboxLimits()
     isolation: Isolation = "auto"
     work_root: Path | None = None
+    env_backend: EnvBackend = "local"  # "local" | "docker" | a DockerConfig (oec.env.docker_backend)
     grade: bool = True
 
 
@@ -47,6 +49,23 @@ def _actors(config: RolloutConfig, task: Task) -> tuple[Actor | None, Actor | No
     return student, expert
 
 
+async def _open_env(task: Task, config: RolloutConfig) -> EnvSession:
+    """Open the rollout's environment in a thread; if the rollout is cancelled meanwhile (a run abandoning
+    its rollouts), close the environment once the thread has made it, so no workspace is left behind."""
+    opening = asyncio.ensure_future(asyncio.to_thread(
+        open_session, task, config.repos, backend=config.env_backend, limits=config.sandbox_limits,
+        isolation=config.isolation, work_root=config.work_root, label=f"{config.strategy}-{task.instance_id}"))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        try:
+            env = await opening
+            await asyncio.to_thread(env.close)
+        except BaseException:  # cancelled again, or the opening failed: nothing more to do
+            pass
+        raise
+
+
 async def run_rollout(task: Task, sample_index: int, config: RolloutConfig) -> Trajectory:
     """Run, grade and record one rollout; errors of the environment become the exit reason, not a crash."""
     started = time.monotonic()
@@ -54,7 +73,7 @@ async def run_rollout(task: Task, sample_index: int, config: RolloutConfig) -> T
     student, expert = _actors(config, task)
     switch = config.switch if config.strategy == "oec" else None
     planned = switch.plan(rollout_rng(config.seed, task.instance_id, config.strategy, sample_index)) if switch else None
-    episode = Episode(task, student, expert, switch, planned, config.limits)
+    episode = Episode(task, student, expert, switch, planned, config.limits, observer=monitor_for(switch, expert))
     record = Trajectory(
         id=trajectory_id(task.instance_id, config.strategy, sample_index), instance_id=task.instance_id,
         strategy=config.strategy, sample_index=sample_index, run_seed=config.seed, seed=seed,
@@ -64,9 +83,7 @@ async def run_rollout(task: Task, sample_index: int, config: RolloutConfig) -> T
     )
     env = None
     try:
-        env = await asyncio.to_thread(EnvSession.open, task, config.repos, limits=config.sandbox_limits,
-                                      isolation=config.isolation, work_root=config.work_root,
-                                      label=f"{config.strategy}-{task.instance_id}")
+        env = await _open_env(task, config)
         record.timings["env_setup_s"] = round(time.monotonic() - started, 3)
         agent_started = time.monotonic()
         record.exit_reason = await episode.run(env)
@@ -79,10 +96,15 @@ async def run_rollout(task: Task, sample_index: int, config: RolloutConfig) -> T
         if env is not None:
             await asyncio.to_thread(env.close)
     record.steps, record.switch_step, record.usage = episode.steps, episode.switch_step, episode.usage
+    record.switch_reason, record.divergence_checks = switch_record(episode)
     if config.grade and record.exit_reason != "env_error":
         grade_started = time.monotonic()
-        record.reward = await asyncio.to_thread(grade, task, record.patch, config.repos,
-                                                isolation=config.isolation, work_root=config.work_root)
+        try:
+            record.reward = await asyncio.to_thread(grade, task, record.patch, config.repos,
+                                                    isolation=config.isolation, work_root=config.work_root,
+                                                    env=config.env_backend)
+        except Exception as exc:  # a grader bug: this rollout cannot be trusted, the run goes on
+            record.exit_reason, record.error = "grade_error", f"{type(exc).__name__}: {exc}"
         record.timings["grade_s"] = round(time.monotonic() - grade_started, 3)
     record.timings["total_s"] = round(time.monotonic() - started, 3)
     return record

@@ -5,6 +5,8 @@ A sampler is typed and parsed from a short spec; never code from a string.
   fixed:K      switch after exactly K student calls
   tokens:N     switch once the student has used N tokens (prompt + completion, summed over its calls)
   cost:USD     switch once the student has cost USD dollars
+  divergence:DETECTORS[;min=A,max=B]
+               switch when a detector sees the student going off course (see oec.collect.divergence)
 k = 0 is a pure expert rollout. A student that submits before its switch gives a pure student rollout.
 """
 
@@ -13,7 +15,10 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from oec.collect.records import Firing
 
 Strategy = Literal["bc", "on-policy", "oec"]
 STRATEGIES: tuple[Strategy, ...] = ("bc", "on-policy", "oec")
@@ -24,6 +29,7 @@ class StudentProgress:
     calls: int = 0
     tokens: int = 0
     cost_usd: float = 0.0
+    divergence: Firing | None = None  # set by a divergence detector watching this rollout (first firing wins)
 
 
 class SwitchSampler(Protocol):
@@ -99,7 +105,11 @@ class CostSwitch:
 def parse_switch(spec: str) -> SwitchSampler:
     """Parse a switch sampler spec; ValueError says what forms exist."""
     text = spec.strip().lower()
-    forms = "uniform:A-B, fixed:K, tokens:N, cost:USD"
+    forms = "uniform:A-B, fixed:K, tokens:N, cost:USD, divergence:DETECTORS[;min=A,max=B]"
+    if text.startswith("divergence"):
+        from oec.collect.divergence import parse_divergence
+
+        return parse_divergence(spec)
     if m := re.fullmatch(r"uniform:(\d+)-(\d+)", text):
         low, high = int(m.group(1)), int(m.group(2))
         if low > high:

@@ -27,11 +27,14 @@ __all__ = [
     "Filter",
     "FilterReport",
     "MaxSteps",
+    "RepeatFound",
     "Repetition",
     "Resolved",
     "Verdict",
     "apply_filters",
+    "default_filters",
     "exit_reasons",
+    "find_repetition",
     "max_steps",
     "repetition",
     "resolved",
@@ -95,6 +98,46 @@ def step_key(step: Step) -> str:
 
 
 @dataclass(frozen=True)
+class RepeatFound:
+    """The first loop in a list of steps: the same action `count` times in a row (kind "consecutive", from
+    step `first`), or the same (action, observation) pair `count` times anywhere (kind "pair", first seen at
+    step `first`); `last` is the step that completed it."""
+
+    kind: str
+    key: str
+    count: int
+    first: int
+    last: int
+
+    def describe(self) -> str:
+        if self.kind == "consecutive":
+            return f"{_short(self.key)!r} {self.count} times in a row (from step {self.first})"
+        return f"{_short(self.key)!r} with the same observation {self.count} times (last at step {self.last})"
+
+
+def find_repetition(steps: Sequence[Step], max_repeat: int) -> RepeatFound | None:
+    """The first place where `steps` repeat: shared by the repetition filter (after the fact) and the loop
+    detector of divergence switching (during the rollout), so both call the same thing a loop."""
+    run_key, run_length, run_start = None, 0, 0
+    pairs: Counter[tuple[str, str]] = Counter()
+    pair_first: dict[tuple[str, str], int] = {}
+    for step in steps:
+        key = step_key(step)
+        if key == run_key:
+            run_length += 1
+        else:
+            run_key, run_length, run_start = key, 1, step.index
+        if run_length >= max_repeat:
+            return RepeatFound("consecutive", key, run_length, run_start, step.index)
+        pair = (key, step.observation.strip())
+        pairs[pair] += 1
+        pair_first.setdefault(pair, step.index)
+        if pairs[pair] >= max_repeat:
+            return RepeatFound("pair", key, pairs[pair], pair_first[pair], step.index)
+    return None
+
+
+@dataclass(frozen=True)
 class Repetition:
     """Drop loops: the same action `max_repeat` times in a row, or the same (action, observation) `max_repeat` times.
 
@@ -114,22 +157,8 @@ class Repetition:
             raise ValueError(f"repetition: max_repeat must be at least 2 (got {self.max_repeat}); 1 would drop everything")
 
     def check(self, trajectory: Trajectory) -> Verdict:
-        steps = [s for s in trajectory.steps if s.source in self.sources]
-        run_key, run_length, run_start = None, 0, 0
-        pairs: Counter[tuple[str, str]] = Counter()
-        for step in steps:
-            key = step_key(step)
-            if key == run_key:
-                run_length += 1
-            else:
-                run_key, run_length, run_start = key, 1, step.index
-            if run_length >= self.max_repeat:
-                return Verdict.dropped(f"{_short(key)!r} {run_length} times in a row (from step {run_start})")
-            pair = (key, step.observation.strip())
-            pairs[pair] += 1
-            if pairs[pair] >= self.max_repeat:
-                return Verdict.dropped(f"{_short(key)!r} with the same observation {pairs[pair]} times (last at step {step.index})")
-        return Verdict.kept()
+        found = find_repetition([s for s in trajectory.steps if s.source in self.sources], self.max_repeat)
+        return Verdict.kept() if found is None else Verdict.dropped(found.describe())
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "max_repeat": self.max_repeat, "sources": sorted(self.sources)}
@@ -189,6 +218,11 @@ def max_steps(limit: int) -> MaxSteps:
 
 def exit_reasons(allowed: Iterable[str]) -> ExitReasons:
     return ExitReasons(allowed=frozenset(allowed))
+
+
+def default_filters() -> list[Filter]:
+    """What `oec filter` keeps with no options: resolved rollouts without loops (repetition 3)."""
+    return [resolved(), repetition()]
 
 
 def _short(text: str, limit: int = 60) -> str:

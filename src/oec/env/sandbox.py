@@ -356,7 +356,8 @@ class Sandbox:
                                     "the workspace and reach the network")
         self._path_prepend = [Path(p).absolute() for p in path_prepend]
         self._read_only = [Path(p).resolve() for p in read_only]
-        self._tmp = tempfile.mkdtemp(prefix="oec-sandbox-")  # /tmp under bwrap, else HOME
+        # /tmp under bwrap, else HOME; the pid lets a later run tell a dead run's leftovers (oec.env.leftovers)
+        self._tmp = tempfile.mkdtemp(prefix=f"oec-sandbox-{os.getpid()}-")
         self._env = self._base_env() | dict(env or {})
         self._cgroup = _Cgroup.create(f"oec-sandbox-{os.getpid()}-{uuid.uuid4().hex[:8]}", limits)
         if self._cgroup is None and os.geteuid() == 0:

@@ -1,16 +1,30 @@
-"""One rollout's environment: a workspace at the task's base commit plus a sandbox over it."""
+"""One rollout's environment: a workspace at the task's base commit plus a sandbox over it.
+
+`open_session` is the one switch between backends: the local one here, and the
+docker one (`oec.env.docker_backend`, SWE-bench/SWE-smith images) with the same
+surface (run, diff, checkpoint, close, path, editor_command_prefix).
+"""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Union
 
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import CommandResult, Limits, Sandbox
 from oec.env.workspace import Workspace
 from oec.tasks.model import Task
 
+if TYPE_CHECKING:
+    from oec.env.docker_backend import DockerConfig, DockerSession
+
 Isolation = Literal["auto", "bwrap", "none"]
+#: "local", "docker" (DockerConfig's defaults), or a DockerConfig
+EnvBackend = Union[Literal["local", "docker"], "DockerConfig"]
+ENV_BACKENDS = ("local", "docker")
+#: the str_replace_editor script (a standalone file of oec.agent, run inside the sandbox)
+_EDITOR_SCRIPT = Path(__file__).resolve().parents[1] / "agent" / "editor_script.py"
 
 
 class EnvSession:
@@ -43,6 +57,15 @@ class EnvSession:
     def path(self) -> Path:
         return self.workspace.path
 
+    @property
+    def editor_command_prefix(self) -> str:
+        """How `oec.agent.tools` runs the str_replace_editor script here: the host's copy, sandbox's python."""
+        return f"python {shlex.quote(str(_EDITOR_SCRIPT))}"
+
+    def checkpoint(self, message: str) -> None:
+        """Commit the tree so that a failed patch attempt resets to here (grading)."""
+        self.workspace.checkpoint(message)
+
     def run(self, command: str, *, timeout_s: float | None = None, output_bytes: int | None = None) -> CommandResult:
         return self.sandbox.run(command, timeout_s=timeout_s, output_bytes=output_bytes)
 
@@ -58,3 +81,25 @@ class EnvSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_session(
+    task: Task,
+    repos: RepoIndex,
+    *,
+    backend: EnvBackend = "local",
+    limits: Limits | None = None,
+    isolation: Isolation = "auto",
+    work_root: Path | None = None,
+    label: str | None = None,
+) -> EnvSession | DockerSession:
+    """Open the task's environment with the chosen backend (docker ignores repos, isolation, work_root)."""
+    if backend == "local":
+        return EnvSession.open(task, repos, limits=limits, isolation=isolation, work_root=work_root, label=label)
+    from oec.env.docker_backend import DockerConfig, DockerSession
+
+    if backend == "docker":
+        backend = DockerConfig()
+    if not isinstance(backend, DockerConfig):
+        raise ValueError(f"env backend must be one of {', '.join(ENV_BACKENDS)} or a DockerConfig, not {backend!r}")
+    return DockerSession.open(task, limits=limits, config=backend, label=label)

@@ -11,13 +11,16 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 
 from oec.collect.episode import Limits
+from oec.collect.executors import Executor
+from oec.collect.interrupt import StopSignal
 from oec.collect.rollout import RolloutConfig
 from oec.collect.run_dir import RunDir
 from oec.collect.runner import collect
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import Limits as SandboxLimits
 from oec.eval.stats import wilson_interval
-from oec.models.registry import ModelOptions, make_provider
+from oec.models.portable import PortableProvider
+from oec.models.registry import ModelOptions
 from oec.tasks.model import Task
 
 EVAL_SUMMARY = "eval.json"
@@ -68,16 +71,23 @@ async def evaluate(
     data_source: str | None = None,
     label: str | None = None,
     console: Console | None = None,
+    executor: Executor | None = None,
+    stop: StopSignal | None = None,
 ) -> EvalSummary:
-    """Run the model alone on every task (`samples` times), grade, and write OUT/eval.json."""
+    """Run the model alone on every task (`samples` times), grade, and write OUT/eval.json.
+
+    A stopped evaluation raises `Interrupted` and writes no eval.json: a summary of part of the tasks
+    would read as the model's score.
+    """
     run_dir = RunDir(out)
     config = {"kind": "eval", "model": model, "seed": seed, "max_calls": limits.max_calls_per_model,
               "max_steps": limits.max_steps}
     run_dir.prepare(config, ("model", "seed", "max_calls", "max_steps"))
-    rollout = RolloutConfig(strategy="on-policy", student=make_provider(model, options or ModelOptions()),
+    rollout = RolloutConfig(strategy="on-policy", student=PortableProvider(model, options or ModelOptions()),
                             expert=None, switch=None, repos=repos, seed=seed, limits=limits,
                             sandbox_limits=SandboxLimits(timeout_s=command_timeout))
-    await collect(tasks, [rollout], run_dir, samples=samples, concurrency=concurrency, console=console)
+    await collect(tasks, [rollout], run_dir, samples=samples, concurrency=concurrency, console=console,
+                  executor=executor, stop=stop)
     summary = summarize(run_dir, model, data_source, label)
     write_summary(out, summary)
     return summary

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from oec.env.repos import RepoIndex
-from oec.env.session import Isolation
+from oec.env.session import EnvBackend, Isolation
 from oec.grading.grader import GradeResult, grade
 from oec.tasks.model import Task
 
@@ -20,6 +20,7 @@ def grade_many(
     *,
     jobs: int = 2,
     isolation: Isolation = "auto",
+    env: EnvBackend = "local",
     console: Console | None = None,
     description: str = "grading",
 ) -> list[GradeResult]:
@@ -32,7 +33,7 @@ def grade_many(
     with Progress(*columns, console=console, transient=False) as progress, \
             ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         bar = progress.add_task(description, total=len(pairs), resolved=0)
-        futures = {pool.submit(grade, task, patch, repos, isolation=isolation): i
+        futures = {pool.submit(grade, task, patch, repos, isolation=isolation, env=env): i
                    for i, (task, patch) in enumerate(pairs)}
         for future in as_completed(futures):
             result = future.result()

@@ -3,6 +3,10 @@
 Fresh workspace at base_commit -> apply the patch -> apply test_patch -> run
 the task's tests in the sandbox -> parse per-test status from the log ->
 resolved iff every FAIL_TO_PASS and every PASS_TO_PASS test passes.
+
+`env` picks where: "local" (a workspace of the repos folder, patches applied on
+the host) or "docker" (a fresh container of the task's image, patches applied
+inside it, tests run after the image's setup such as SWE-bench's conda activation).
 """
 
 from __future__ import annotations
@@ -10,16 +14,19 @@ from __future__ import annotations
 import shlex
 import time
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import Limits
-from oec.env.session import EnvSession, Isolation
-from oec.grading.apply import apply_patch, files_touched
+from oec.env.session import EnvBackend, EnvSession, Isolation, open_session
+from oec.grading.apply import ApplyResult, apply_patch, files_touched
 from oec.grading.log_parsers import PASSING, parse_pytest_log
 from oec.tasks.model import Task
+
+if TYPE_CHECKING:
+    from oec.env.docker_backend import DockerSession
 
 GradeStatus = Literal["resolved", "unresolved", "patch_failed", "test_patch_failed", "timeout", "error"]
 
@@ -76,6 +83,15 @@ def decide(task: Task, statuses: dict[str, object]) -> tuple[bool, dict[str, str
     return resolved, tests, f2p, p2p
 
 
+def _apply(session: EnvSession | DockerSession, patch: str) -> ApplyResult:
+    """Apply with SWE-bench's fallbacks: on the host for a local workspace, inside the container for docker."""
+    if isinstance(session, EnvSession):
+        return apply_patch(session.workspace, patch)
+    from oec.grading.container_apply import apply_patch_in_container
+
+    return apply_patch_in_container(session, patch)
+
+
 def grade(
     task: Task,
     patch: str,
@@ -84,25 +100,26 @@ def grade(
     limits: Limits = GRADING_LIMITS,
     isolation: Isolation = "auto",
     work_root: Path | None = None,
+    env: EnvBackend = "local",
 ) -> GradeResult:
-    """Grade `patch` for `task` in a fresh workspace; failures to apply are graded failures, not crashes."""
+    """Grade `patch` for `task` in a fresh environment; failures to apply are graded failures, not crashes."""
     started = time.monotonic()
     result = GradeResult(instance_id=task.instance_id, resolved=False, status="error")
     try:
-        with EnvSession.open(task, repos, limits=limits, isolation=isolation, work_root=work_root,
-                             label=f"grade-{task.instance_id}") as env:
-            applied = apply_patch(env.workspace, patch)
+        with open_session(task, repos, backend=env, limits=limits, isolation=isolation, work_root=work_root,
+                          label=f"grade-{task.instance_id}") as session:
+            applied = _apply(session, patch)
             result.apply_method = applied.method
             if not applied.ok:
                 result.status, result.reason = "patch_failed", "patch does not apply:\n" + applied.log[-2000:]
                 return result
-            env.workspace.checkpoint("oec: candidate patch")  # a failed test_patch resets to here
-            tests_applied = apply_patch(env.workspace, task.test_patch)
+            session.checkpoint("oec: candidate patch")  # a failed test_patch resets to here
+            tests_applied = _apply(session, task.test_patch)
             if not tests_applied.ok:
                 result.status, result.reason = "test_patch_failed", "test_patch does not apply:\n" + tests_applied.log[-2000:]
                 return result
             result.test_cmd = default_test_command(task)
-            run = env.run(result.test_cmd)
+            run = session.run(result.test_cmd)
             result.log_excerpt = run.output[-LOG_EXCERPT_CHARS:]
             if run.timed_out:
                 result.status, result.reason = "timeout", f"tests ran past {limits.timeout_s:.0f}s"

@@ -5,7 +5,9 @@ Specs: ``scripted:NAME`` plays a script registered in-process with
 object ``{"replies": [...], "final": ..., "native_tools": ...}``);
 ``scripted:@path.jsonl`` one reply per line. A reply is a string (a
 text-format model's raw output) or ``{"text": ..., "tool_calls": [{"name":
-..., "arguments": {...} or "raw JSON string", "id": ...}], "usage": {...}}``.
+..., "arguments": {...} or "raw JSON string", "id": ...}], "usage": {...},
+"delay_s": ..., "block_s": ...}`` (the last two: seconds to wait, or to hold a
+thread, before answering).
 In-process scripts may also hold a `Completion`, an exception to raise, or a
 callable ``f(messages) -> reply``.
 
@@ -16,7 +18,9 @@ assert what the model saw.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Union
@@ -69,6 +73,15 @@ def load_script(path: str | Path) -> Script:
     raise ValueError(f"script file {str(path)!r} must hold a list of replies or {{\"replies\": [...]}}")
 
 
+async def _pause(reply: dict) -> None:
+    """A reply's ``delay_s`` (waits like a remote server) and ``block_s`` (holds a worker thread like a
+    local model's generation, which nothing can interrupt): timing for crash and interrupt tests."""
+    if reply.get("delay_s"):
+        await asyncio.sleep(float(reply["delay_s"]))
+    if reply.get("block_s"):
+        await asyncio.to_thread(time.sleep, float(reply["block_s"]))
+
+
 def _rough_tokens(text: str) -> int:
     """A deterministic stand-in for token counts (~4 characters a token) so limits can be tested."""
     return (len(text) + 3) // 4
@@ -100,6 +113,8 @@ class ScriptedModel:
             reply = reply(messages)
         if isinstance(reply, BaseException):
             raise reply
+        if isinstance(reply, dict):
+            await _pause(reply)
         return self._completion(reply, messages)
 
     def _completion(self, reply: Any, messages: list[Message]) -> Completion:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from rich.table import Table
 
@@ -118,19 +119,19 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 
 def criteria_table(rows: Sequence[CriterionRow], title: str = "switch criteria") -> Table:
-    """The rows as a rich table: one line per criterion, the numbers that decide between them."""
+    """The rows as a rich table: one line per criterion, the numbers that decide between them; the specs
+    each label ran with go in the caption."""
     table = Table(title=title)
-    for name, justify in (("criterion", "left"), ("rollouts", "right"), ("switched", "right"),
-                          ("switch step mean / median [p25-p75]", "right"), ("expert calls / rollout", "right"),
-                          ("resolved [95% CI]", "right"), ("kept", "right"), ("kept / expert call", "right"),
-                          ("why the expert took over", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for name in ("criterion", "rollouts", "switched", "switch step\nmean, median [IQR]", "expert calls\nper rollout",
+                 "resolved\n[95% CI]", "kept", "kept per\nexpert call", "switch reasons"):
+        table.add_column(name, justify="left" if name in ("criterion", "switch reasons") else "right",
+                         overflow="fold")
     for r in rows:
-        label = r.label + (f"\n[dim]{', '.join(r.criteria)}[/]" if r.criteria else "")
         switch = "-" if r.switch_mean is None else (
-            f"{r.switch_mean:.1f} / {r.switch_median:g} [{r.switch_p25:g}-{r.switch_p75:g}]")
-        resolved = f"{r.resolved}/{r.rollouts} = {r.resolve_rate:.0%} [{r.resolve_low:.0%}-{r.resolve_high:.0%}]"
+            f"{r.switch_mean:.1f}, {r.switch_median:g} [{r.switch_p25:g}-{r.switch_p75:g}]")
+        resolved = f"{r.resolved}/{r.rollouts} {r.resolve_rate:.0%} [{r.resolve_low:.0%}-{r.resolve_high:.0%}]"
         reasons = ", ".join(f"{k} {v}" for k, v in r.reasons.items()) or "-"
-        table.add_row(label, str(r.rollouts), str(r.switched), switch, _num(r.expert_calls_per_rollout),
+        table.add_row(r.label, str(r.rollouts), str(r.switched), switch, _num(r.expert_calls_per_rollout),
                       resolved, str(r.kept), _num(r.kept_per_expert_call, 3), reasons)
+    table.caption = "; ".join(f"{r.label}: {', '.join(r.criteria)}" for r in rows if r.criteria) or None
     return table

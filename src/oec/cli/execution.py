@@ -1,0 +1,75 @@
+"""What `oec collect` and `oec eval` share about running rollouts: the executor options and Ctrl-C.
+
+The options are `Annotated` with real defaults, so commands stay callable as
+plain functions (the pipeline calls `collect_command` directly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Optional, TypeVar
+
+import typer
+
+from oec.cli.common import console, err_console, fail
+from oec.collect.executors import EXECUTORS, Executor, make_executor
+from oec.collect.interrupt import INTERRUPTED_EXIT_CODE, Interrupted, StopSignal, run_stoppable
+from oec.collect.runner import CollectSummary
+
+T = TypeVar("T")
+
+ExecutorOption = Annotated[str, typer.Option(
+    "--executor", help=f"where rollouts run: {' | '.join(EXECUTORS)} (ray: one Ray task per rollout)")]
+RayAddressOption = Annotated[Optional[str], typer.Option(
+    "--ray-address", help="a Ray cluster to join (e.g. ray://head:10001 or auto); default: start one here")]
+DrainOption = Annotated[bool, typer.Option(
+    "--drain", help="on Ctrl-C, finish the rollouts in flight before exiting (default: abandon them)")]
+
+
+def check_executor(executor: str, ray_address: str | None) -> None:
+    """Reject a bad --executor/--ray-address before any work (tasks, models, the run directory)."""
+    if executor not in EXECUTORS:
+        raise fail(f"--executor {executor}: expected one of {', '.join(EXECUTORS)}")
+    if ray_address and executor != "ray":
+        raise fail("--ray-address needs --executor ray")
+
+
+def interrupted_message(summary: CollectSummary) -> str:
+    return (f"interrupted: {len(summary.finished)} rollout(s) finished and written, {summary.unfinished} not done; "
+            "run the same command again to resume")
+
+
+def run_rollouts(run: Callable[[Executor, StopSignal], Awaitable[T]], *, executor: str, concurrency: int,
+                 ray_address: str | None, drain: bool,
+                 on_interrupt: Callable[[CollectSummary], None] | None = None) -> T:
+    """Make the executor, run `run(executor, stop)` with Ctrl-C wired to `stop`, always close the executor.
+
+    An interrupted run prints what it kept and exits 130 (see `oec.collect.interrupt`).
+    """
+    try:
+        chosen = make_executor(executor, concurrency=concurrency, address=ray_address)
+    except (ValueError, ImportError, ConnectionError, RuntimeError) as exc:
+        raise fail(str(exc)) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+
+    async def main(stop: StopSignal) -> T:
+        try:
+            return await run(chosen, stop)
+        finally:
+            chosen.close()
+
+    def report(exc: Interrupted) -> None:
+        summary = exc.summary
+        if isinstance(summary, CollectSummary):
+            if on_interrupt is not None:
+                on_interrupt(summary)
+            err_console.print(f"[yellow]{interrupted_message(summary)}[/]", highlight=False)
+        console.file.flush()
+
+    try:
+        return asyncio.run(run_stoppable(main, drain=drain, on_stop=report))
+    except KeyboardInterrupt:  # a Ctrl-C before the handler was in place
+        chosen.close()
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None

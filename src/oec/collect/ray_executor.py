@@ -1,0 +1,172 @@
+"""Rollouts as Ray tasks: one task per rollout, scheduled over the nodes of a Ray cluster.
+
+Each task declares `cpus_per_rollout` CPUs (small by default: a rollout mostly
+waits for its model server, and its commands are bounded by the sandbox, not
+by Ray) and one unit of the custom ``sandbox`` resource, so a node runs at most
+as many rollouts as it has sandbox slots (``ray start --resources
+'{"sandbox": N}'``). A local cluster started here gets ``--concurrency`` slots.
+
+What travels to a worker is the task, the sample index and the run's
+`RolloutConfig`, whose model providers are `PortableProvider`s (spec and
+options only: each worker builds its models once and reuses them). The
+trajectory comes back as JSON and only the driver writes the run directory.
+The driver keeps at most `concurrency` rollouts submitted and collects them
+with a `ray.wait` loop, so a stop request keeps the rest from starting.
+
+Paths in the config (repos folders, work root, ``scripted:@file`` and
+``hf:/checkpoint`` specs) must name the same thing on every node (a shared
+or identically laid out filesystem); the bundled suite's repos are rebuilt on
+a node that lacks them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import warnings
+from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
+from typing import Any
+
+try:
+    import ray
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError("--executor ray needs Ray: pip install 'oec[scale]'") from exc
+
+from oec.collect.executors import RolloutJob, failure_trajectory, safe_rollout, work_roots
+from oec.collect.interrupt import StopSignal
+from oec.collect.records import Trajectory
+from oec.collect.rollout import RolloutConfig
+from oec.env.repos import RepoIndex
+from oec.tasks.model import Task
+
+log = logging.getLogger(__name__)
+
+SANDBOX_RESOURCE = "sandbox"
+_BUNDLED_PREFIX = "bundled-repos-"
+
+
+def _localize(config: RolloutConfig) -> RolloutConfig:
+    """On a worker: swap a bundled-suite repos folder this node lacks for one built here."""
+    dirs = config.repos.dirs
+    if all(d.is_dir() or not d.name.startswith(_BUNDLED_PREFIX) for d in dirs):
+        return config
+    from oec.tasks.bundled import bundled_repos_dir
+
+    local = [d if d.is_dir() or not d.name.startswith(_BUNDLED_PREFIX) else bundled_repos_dir() for d in dirs]
+    return dataclasses.replace(config, repos=RepoIndex(local))
+
+
+def _rollout_on_worker(task: Task, sample: int, config: RolloutConfig) -> str:
+    """The Ray task: one rollout on whichever node has a free sandbox slot; its record as JSON."""
+    job = RolloutJob(task, sample, _localize(config))
+    return asyncio.run(safe_rollout(job)).model_dump_json()
+
+
+def _sweep_on_node(roots: list[str | None]) -> str:
+    """Remove leftovers of dead runs on this node (work roots: None means this node's default)."""
+    from oec.env.leftovers import sweep
+    from oec.env.workspace import default_work_root
+
+    return str(sweep([Path(r) if r else default_work_root() for r in roots]))
+
+
+class RayExecutor:
+    """Runs each rollout as a Ray task; connects to `address` or starts a local cluster (see the module docstring)."""
+
+    def __init__(self, concurrency: int = 4, *, address: str | None = None, cpus_per_rollout: float = 0.25,
+                 poll_s: float = 0.2, init_kwargs: dict[str, Any] | None = None) -> None:
+        self.concurrency = max(1, concurrency)
+        self.poll_s = poll_s
+        self._owns_cluster = False
+        self._abandoned = False
+        self._roots: list[Path] = []
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, **(init_kwargs or {}))
+            else:
+                kwargs: dict[str, Any] = {"include_dashboard": False,
+                                          "resources": {SANDBOX_RESOURCE: float(self.concurrency)},
+                                          **(init_kwargs or {})}
+                ray.init(**kwargs)
+                self._owns_cluster = True
+        self.options: dict[str, Any] = {"num_cpus": cpus_per_rollout}
+        if ray.cluster_resources().get(SANDBOX_RESOURCE):
+            self.options["resources"] = {SANDBOX_RESOURCE: 1}
+        else:
+            warnings.warn(f"this Ray cluster has no {SANDBOX_RESOURCE!r} resource, so only CPUs bound the "
+                          "rollouts per node; start nodes with ray start --resources "
+                          f"'{{\"{SANDBOX_RESOURCE}\": N}}'", RuntimeWarning, stacklevel=2)
+        self._remote = ray.remote(_rollout_on_worker)
+
+    async def results(self, jobs: Sequence[RolloutJob], stop: StopSignal) -> AsyncGenerator[Trajectory, None]:
+        self._roots = work_roots(j.config for j in jobs)
+        if not self._owns_cluster:  # a local cluster's node is this machine, which the runner swept already
+            self._sweep_nodes({j.config.work_root for j in jobs})
+        queue = list(reversed(jobs))
+        in_flight: dict[Any, RolloutJob] = {}
+        shared: dict[int, Any] = {}  # each RolloutConfig is sent to the object store once
+        try:
+            while True:
+                while queue and len(in_flight) < self.concurrency and not stop.stopping.is_set():
+                    job = queue.pop()
+                    if id(job.config) not in shared:
+                        shared[id(job.config)] = ray.put(job.config)
+                    ref = self._remote.options(**self.options).remote(job.task, job.sample, shared[id(job.config)])
+                    in_flight[ref] = job
+                if not in_flight:
+                    return
+                if stop.abandoning.is_set():
+                    self._cancel(in_flight)
+                    return
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=self.poll_s)
+                if ready:
+                    rest = [r for r in in_flight if r not in ready]
+                    ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0] if rest else []
+                for ref in ready:
+                    yield self._trajectory(ref, in_flight.pop(ref))
+                await asyncio.sleep(0)  # let a SIGINT handler run between waits
+        finally:
+            if in_flight:
+                self._cancel(in_flight)
+
+    @staticmethod
+    def _trajectory(ref: Any, job: RolloutJob) -> Trajectory:
+        try:
+            return Trajectory.model_validate_json(ray.get(ref))
+        except Exception as exc:  # the task raised or its worker died: this rollout's failure, not the run's
+            return failure_trajectory(job, getattr(exc, "cause", None) or exc)
+
+    def _cancel(self, in_flight: dict[Any, RolloutJob]) -> None:
+        """Kill the workers running abandoned rollouts (their leftovers are swept once their pid is dead)."""
+        self._abandoned = True
+        for ref in list(in_flight):
+            try:
+                ray.cancel(ref, force=True)
+            except Exception as exc:  # already finished or gone
+                log.debug("ray.cancel: %s", exc)
+        in_flight.clear()
+
+    def _sweep_nodes(self, roots: set[Path | None]) -> None:
+        """Clean dead runs' leftovers on every alive node, best effort (a node that does not answer is skipped)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        sweep = ray.remote(_sweep_on_node)
+        refs = [sweep.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                .remote([str(r) if r else None for r in roots]) for n in ray.nodes() if n.get("Alive")]
+        try:
+            for node_report in ray.get(refs, timeout=30):
+                log.info("swept leftovers of dead runs: %s", node_report)
+        except Exception as exc:
+            log.warning("could not sweep leftovers on every node: %s", exc)
+
+    def close(self) -> None:
+        """Shut down a cluster this executor started; after an abandon, sweep what its killed workers left."""
+        if self._owns_cluster and ray.is_initialized():
+            ray.shutdown()
+            self._owns_cluster = False
+            if self._abandoned:
+                from oec.env.leftovers import sweep
+
+                sweep(self._roots)

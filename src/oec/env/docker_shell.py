@@ -1,0 +1,123 @@
+"""The shell text the docker backend runs inside a container: pure functions, so they can be tested
+(and even run with a local bash) without a docker engine.
+
+Why shell and not docker API calls: a container has no cgroup of its own per
+command and the engine's exec API cannot kill an exec, so each command is
+wrapped in a small script that bounds it from the inside:
+
+- `timeout -s KILL N` kills the command's process group at the deadline;
+- every process the command starts carries a random marker in its environment
+  (`OEC_EXEC=<hex>`); after the command ends (normally or killed), every process
+  still carrying the marker is killed, so `server &` or a `setsid` daemon does not
+  survive into the next command, as with the local sandbox;
+- the task's shell setup (e.g. SWE-bench's conda activation) runs first, in the
+  command's own shell, and the command itself is run by `exec bash -c "$1"`,
+  exactly as the local sandbox runs it.
+
+Git commands here are oec's own (checkout, diff, checkpoint), run without these
+wrappers: they are trusted and their output must never be truncated.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+__all__ = [
+    "MARKER_VAR",
+    "checkout_script",
+    "checkpoint_script",
+    "diff_script",
+    "find_python_script",
+    "reap_script",
+    "reset_script",
+    "wrap_command",
+]
+
+MARKER_VAR = "OEC_EXEC"
+#: git with the same settings as the host's `oec.env.git.git`: any owner's repo, no CRLF rewriting
+_GIT = "git -c safe.directory='*' -c core.autocrlf=false"
+_MARKER_RE = re.compile(r"[0-9a-f]{16,64}")
+_REAP_ROUNDS = 50  # a forking command keeps adding processes; pids_limit bounds how many each round finds
+
+
+def _check_marker(marker: str) -> str:
+    """Markers go into shell text unquoted-safe, and must not be a prefix of another (fixed hex)."""
+    if not _MARKER_RE.fullmatch(marker):
+        raise ValueError(f"marker must be 16-64 lowercase hex digits, got {marker!r}")
+    return marker
+
+
+def reap_script(marker: str) -> str:
+    """Shell that SIGKILLs every process whose environment holds OEC_EXEC=<marker>, until none is left.
+
+    It reads /proc/<pid>/environ with `tr` (present in every base image, unlike `grep -z`
+    or `pkill`); the shell running it does not carry the marker, so it never kills itself.
+    """
+    needle = f"{MARKER_VAR}={_check_marker(marker)}"
+    return (
+        f"oec_round=0; while [ $oec_round -lt {_REAP_ROUNDS} ]; do oec_found=0; "
+        "for oec_d in /proc/[0-9]*; do "
+        f"case \"$(tr '\\0' '\\n' 2>/dev/null < \"$oec_d/environ\")\" in "
+        f"*{needle}*) kill -9 \"${{oec_d#/proc/}}\" 2>/dev/null && oec_found=1;; esac; "
+        "done; [ $oec_found = 0 ] && break; oec_round=$((oec_round + 1)); done"
+    )
+
+
+def wrap_command(command: str, *, timeout_s: float, marker: str, setup: str | None = None) -> list[str]:
+    """The argv of one docker exec running `command` with a deadline and no leftover processes.
+
+    The exit status is the command's own (128+N when signal N killed it; 137 when the
+    deadline did); the wrapper's bash does not carry the marker, so its reaping pass
+    kills the command's leftovers and never itself.
+    """
+    inner = (setup.strip() + "\n" if setup and setup.strip() else "") + 'exec bash -c "$1"'
+    script = "\n".join([
+        "ulimit -c 0",
+        # the braces' `2>/dev/null` silences only this bash's own "Killed" report; the
+        # command's stderr goes to the saved fd 3
+        (f"{{ {MARKER_VAR}={_check_marker(marker)} timeout -s KILL {max(timeout_s, 0.001):.3f} "
+         f"bash -c {shlex.quote(inner)} oec-sandbox \"$1\" 2>&3 3>&-; }} 3>&2 2>/dev/null"),
+        "oec_rc=$?",
+        reap_script(marker),
+        "exit $oec_rc",
+    ])
+    return ["bash", "-c", script, "oec-exec", command]
+
+
+def checkout_script(commit: str) -> str:
+    """Put the repository at `commit` with no local changes; print the full sha.
+
+    `git clean` without -x: ignored files (build outputs, *.egg-info of an editable
+    install baked into the image) are part of the environment and must stay.
+    """
+    ref = shlex.quote(commit)
+    return (f"{_GIT} checkout --quiet --force --detach {ref} && {_GIT} clean -fdq && "
+            f"{_GIT} rev-parse HEAD")
+
+
+def diff_script(base_commit: str) -> str:
+    """Everything changed since base_commit, new files included (the same as the local Workspace.diff)."""
+    return (f"{_GIT} add -A && "
+            f"{_GIT} diff --cached --binary --no-color --no-ext-diff {shlex.quote(base_commit)}")
+
+
+def checkpoint_script(message: str) -> str:
+    """Commit the tree so that `reset_script` comes back here (grading: candidate patch, then test_patch)."""
+    return (f"{_GIT} add -A && {_GIT} -c user.name=oec -c user.email=oec@localhost "
+            f"commit --quiet --allow-empty --no-verify -m {shlex.quote(message)}")
+
+
+def reset_script() -> str:
+    """Back to the last checkpoint (between patch application attempts)."""
+    return f"{_GIT} reset --quiet --hard HEAD && {_GIT} clean -fdq"
+
+
+def find_python_script() -> str:
+    """Print the interpreter the editor script runs with.
+
+    SWE-bench/SWE-smith images keep a modern Python in conda's base environment, while
+    the task's own `testbed` environment may be as old as 3.5; the editor needs >= 3.6.
+    """
+    return ("for oec_py in /opt/miniconda3/bin/python3 /opt/conda/bin/python3 python3 python; do "
+            "if command -v \"$oec_py\" >/dev/null 2>&1; then command -v \"$oec_py\"; exit 0; fi; done; exit 1")
