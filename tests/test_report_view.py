@@ -265,3 +265,22 @@ def test_view_says_what_is_missing(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["view", str(tmp_path)])
     assert result.exit_code == 2
     assert "trajectories.jsonl" in result.output
+
+
+def test_switch_criteria_are_tabled_side_by_side(tmp_path: Path) -> None:
+    """`oec view RUN --compare OTHER` puts each switch criterion's numbers in one table."""
+    uniform = trajectory("acme__calc-2", "oec", ["student", "expert", "expert"], switch=1, solved=True)
+    uniform.switch_criterion = "uniform:0-3"
+    diverged = trajectory("acme__calc-2", "oec", ["student", "student", "expert"], switch=2)
+    diverged.switch_criterion = "divergence:loop=2"
+    for name, t in (("uniform", uniform), ("divergence", diverged)):
+        run = RunDir(tmp_path / name)
+        run.open()
+        run.append(t)
+    result = CliRunner().invoke(app, ["view", str(tmp_path / "uniform"), "--compare", str(tmp_path / "divergence"),
+                                      "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "r.html").read_text()
+    section = html[html.index("<h2>switch criteria</h2>"):html.index("<h2>", html.index("<h2>switch criteria</h2>") + 5)]
+    assert "uniform:0-3" in section and "divergence: divergence:loop=2" in section
+    assert "100.0%" in section and "0.0%" in section  # resolve rates, one per criterion

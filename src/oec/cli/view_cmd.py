@@ -13,6 +13,8 @@ def view_command(
     run_dir: Path = typer.Argument(..., help="a collect directory (trajectories.jsonl) or an `oec run` directory"),
     out: Path | None = typer.Option(None, "--out", help="the HTML file to write (default: RUN_DIR/report.html)"),
     eval_dirs: list[Path] = typer.Option([], "--eval", help="evaluation directories to add (as `oec compare` takes)"),
+    compare_dirs: list[Path] = typer.Option([], "--compare",
+                                            help="other runs whose switch criteria are tabled beside this run's"),
     limit: int | None = typer.Option(None, "--limit", min=1,
                                         help="list only the first N trajectories (the summary still counts all)"),
 ) -> None:
@@ -21,7 +23,8 @@ def view_command(
     from oec.report.layout import LayoutError
 
     try:
-        path = write_report(run_dir, out, eval_dirs=list(eval_dirs), limit=limit)
+        path = write_report(run_dir, out, eval_dirs=list(eval_dirs), limit=limit,
+                            compare_dirs=list(compare_dirs))
     except (LayoutError, FileNotFoundError, ValueError) as exc:  # ExportError is a ValueError
         raise fail(str(exc)) from exc
     console.print(f"wrote {path}")

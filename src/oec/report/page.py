@@ -103,6 +103,39 @@ def evaluations_section(evaluations: list[tuple[str, EvalSummary]]) -> str:
                                            rows, numeric={3, 4, 5})
 
 
+def criteria_section(groups: dict[str, list[Trajectory]]) -> str:
+    """Switch criteria side by side (issue: divergence vs uniform switching), from `report.criteria`."""
+    from oec.report.criteria import compare_criteria
+
+    groups = {label: items for label, items in groups.items() if items}
+    if not groups:
+        return ""
+    rows = []
+    for r in compare_criteria(groups):
+        switch = "-" if r.switch_mean is None else f"{r.switch_mean:.1f}, {r.switch_median:g} [{r.switch_p25:g}-{r.switch_p75:g}]"
+        rate, interval = _pct(Rate(r.resolved, r.rollouts))
+        per_call = "-" if r.kept_per_expert_call is None else f"{r.kept_per_expert_call:.3f}"
+        reasons = ", ".join(f"{k} {v}" for k, v in r.reasons.items()) or "-"
+        rows.append([esc(r.label), str(r.rollouts), esc(switch), f"{r.expert_calls_per_rollout:.1f}", rate, interval,
+                     str(r.kept), per_call, esc(reasons)])
+    header = ["switch criterion", "rollouts", "switch step: mean, median [IQR]", "expert calls / rollout",
+              "resolved", "95% Wilson", "kept", "kept / expert call", "switch reasons"]
+    return "<h2>switch criteria</h2>" + _table(header, rows, numeric={1, 3, 6, 7})
+
+
+def criteria_groups(trajectories: list[Trajectory], others: dict[str, list[Trajectory]]) -> dict[str, list[Trajectory]]:
+    """This run's switched rollouts grouped by switch criterion, plus other runs' (`oec view --compare`)."""
+    groups: dict[str, list[Trajectory]] = {}
+    for t in trajectories:
+        if t.switch_criterion:
+            groups.setdefault(t.switch_criterion, []).append(t)
+    for label, items in others.items():
+        for t in items:
+            if t.switch_criterion:
+                groups.setdefault(f"{label}: {t.switch_criterion}", []).append(t)
+    return groups
+
+
 def shift_section(shift: dict[str, Any] | None) -> str:
     if not shift:
         return ""
@@ -166,7 +199,8 @@ def trajectories_section(trajectories: list[Trajectory], summary: Summary, limit
     return f'<h2>trajectories</h2>{controls}{note}<div id="trajectories">{items}</div>'
 
 
-def build_report(layout: RunLayout, limit: int | None = None) -> str:
+def build_report(layout: RunLayout, limit: int | None = None,
+                 compare: dict[str, list[Trajectory]] | None = None) -> str:
     """The whole page as one string: summary, plots, and every trajectory."""
     trajectories, torn = load_trajectories(layout)
     summary = summarize(trajectories, load_filter_report(layout.filter_report))
@@ -182,6 +216,7 @@ def build_report(layout: RunLayout, limit: int | None = None) -> str:
             + ('<p class="format-error">the last line of trajectories.jsonl is still being written (a run in '
                "progress?); it was left out</p>" if torn else "")
             + "<h2>summary</h2>" + strategies_section(summary) + filter_section(summary) + models_section(summary)
+            + criteria_section(criteria_groups(trajectories, compare or {}))
             + evaluations_section(evaluations) + shift_section(shift) + plots_section(summary, evaluations, shift)
             + trajectories_section(trajectories, summary, limit) + "</main>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -192,16 +227,18 @@ def build_report(layout: RunLayout, limit: int | None = None) -> str:
 
 
 def write_report(run_dir: Path, out: Path | None = None, *, eval_dirs: list[Path] | None = None,
-                 limit: int | None = None) -> Path:
+                 limit: int | None = None, compare_dirs: list[Path] | None = None) -> Path:
     """Write RUN_DIR's report (default RUN_DIR/report.html) atomically and return its path.
 
     RUN_DIR is a collect directory or an `oec run` directory; `eval_dirs` adds
-    evaluation folders (as `oec compare` takes them) to the run's own.
+    evaluation folders (as `oec compare` takes them) to the run's own; `compare_dirs` adds other runs whose
+    switch criteria are tabled beside this run's.
     """
     layout = resolve_layout(run_dir, eval_dirs)
+    compare = {d.name: load_trajectories(resolve_layout(d, []))[0] for d in compare_dirs or []}
     target = out if out is not None else layout.root / REPORT_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = build_report(layout, limit)
+    text = build_report(layout, limit, compare)
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, target)
