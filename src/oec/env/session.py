@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Union
 
+from oec.agent.tools import EDITOR_SCRIPT
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import CommandResult, Limits, Sandbox
 from oec.env.workspace import Workspace
@@ -49,8 +50,10 @@ class EnvSession:
         repo = repos.locate(task)
         workspace = Workspace.create(repo, task.base_commit, root=work_root, label=label or task.instance_id)
         path_prepend = [Path(task.python_env)] if task.python_env else []
+        # the workspace borrows the repo's git objects, and the editor tool runs oec's own script: both must stay
+        # readable when they live under /tmp (a clone in /tmp, CI), which the sandbox's private /tmp would hide
         sandbox = Sandbox(workspace.path, limits=limits or Limits(), path_prepend=path_prepend, isolation=isolation,
-                          read_only=[repo])  # the workspace borrows the repo's git objects
+                          read_only=[repo, EDITOR_SCRIPT.parent])
         return cls(task, workspace, sandbox)
 
     @property
