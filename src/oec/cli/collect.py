@@ -96,9 +96,11 @@ def collect_command(
     try:
         # portable: a Ray worker rebuilds them from spec and options (see oec.models.portable)
         student_provider = None if strategies == ["bc"] else PortableProvider(
-            student, ModelOptions(base_url=student_base_url, max_tokens=max_tokens, seed=seed))
+            student, ModelOptions(base_url=student_base_url, max_tokens=max_tokens, seed=seed,
+                                  max_concurrency=concurrency))
         expert_provider = None if strategies == ["on-policy"] else PortableProvider(
-            expert, ModelOptions(base_url=expert_base_url, max_tokens=max_tokens, seed=seed))
+            expert, ModelOptions(base_url=expert_base_url, max_tokens=max_tokens, seed=seed,
+                                 max_concurrency=concurrency))
     except ValueError as exc:
         raise fail(str(exc)) from exc
     run_dir = RunDir(out)

@@ -54,7 +54,7 @@ def eval_command(
         summary = run_rollouts(
             lambda chosen, stop: evaluate(
                 model, loaded.tasks, index, out, samples=samples, concurrency=concurrency, seed=seed,
-                options=ModelOptions(base_url=base_url, max_tokens=max_tokens, seed=seed),
+                options=ModelOptions(base_url=base_url, max_tokens=max_tokens, seed=seed, max_concurrency=concurrency),
                 limits=Limits(max_calls_per_model=max_calls), data_source=data_source, label=label,
                 console=console, executor=chosen, stop=stop),
             executor=executor, concurrency=concurrency, ray_address=ray_address, drain=drain)

@@ -139,7 +139,8 @@ def run_pipeline(config: PipelineConfig, console: Console) -> PipelineResult:
         e = config.eval
         summary = asyncio.run(evaluate(
             spec, eval_tasks, repo_index(config.tasks.repos), eval_dir, samples=e.samples, concurrency=e.concurrency,
-            seed=config.run.seed, options=ModelOptions(max_tokens=m.max_tokens, seed=config.run.seed),
+            seed=config.run.seed, options=ModelOptions(max_tokens=m.max_tokens, seed=config.run.seed,
+                                                       max_concurrency=e.concurrency),
             limits=Limits(max_calls_per_model=e.max_calls, max_observation_chars=c.max_observation_chars),
             command_timeout=c.command_timeout, data_source=source, label=label, console=console))
         result.evaluations.append((str(eval_dir), summary))
