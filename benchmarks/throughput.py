@@ -245,14 +245,14 @@ class ModelServer:
 class Variant:
     """How the client is set up: as `oec collect` does it, or with a proposed fix applied in-process."""
 
-    model_slots: str = "cli"   # "cli": ModelOptions' default (8); "concurrency": max_concurrency = c
+    model_slots: str = "concurrency"  # "concurrency": max_concurrency = c, as `oec collect` sets it; "cli": ModelOptions' default (8)
     threads: str = "default"   # "default": asyncio's min(32, cpus + 4); "auto": c + 4; or a number
 
     @property
     def label(self) -> str:
         parts = []
-        if self.model_slots != "cli":
-            parts.append("slots=c" if self.model_slots == "concurrency" else f"slots={self.model_slots}")
+        if self.model_slots != "concurrency":
+            parts.append(f"slots={CLI_MODEL_SLOTS}")
         if self.threads != "default":
             parts.append("threads=c+4" if self.threads == "auto" else f"threads={self.threads}")
         return ", ".join(parts) or "as shipped"
@@ -562,7 +562,7 @@ def print_report(results: dict[str, Any], console: Any) -> None:
     console.print(f"[bold]oec throughput[/]  latency {meta['latency_s']} s/call, {meta['calls_per_rollout']} calls "
                   f"per rollout, {meta['cpus']} CPUs, python {meta['python']}, bundled suite ({meta['suite_tasks']} "
                   f"tasks), asyncio default pool {meta['default_thread_pool']} threads, "
-                  f"`oec collect` model slots {CLI_MODEL_SLOTS}")
+                  "model slots = concurrency (as `oec collect` sets them)")
 
     def fmt(value: Any, spec: str = ".2f") -> str:
         return "-" if value is None else format(value, spec)
@@ -651,7 +651,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--min-rollouts", type=int, default=None,
                    help="at least this many rollouts per level (default 4; 2 with --quick)")
     p.add_argument("--grading", default="on,off", help="grading modes to run: on, off or on,off (default)")
-    p.add_argument("--model-slots", choices=("cli", "concurrency"), default="cli",
+    p.add_argument("--model-slots", choices=("cli", "concurrency"), default="concurrency",
                    help="the OpenAI backend's max_concurrency: cli = the default 8 that `oec collect` uses "
                         "(default), concurrency = the level's concurrency")
     p.add_argument("--threads", default="default",
