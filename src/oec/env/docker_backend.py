@@ -53,7 +53,9 @@ from oec.env.sandbox import (  # the local sandbox's output cap: both backends t
     Limits,
     SandboxError,
     _OutputCap,
+    command_result,
 )
+from oec.env.leftovers import pid_alive
 from oec.tasks.model import Task
 
 if TYPE_CHECKING:
@@ -374,20 +376,7 @@ class DockerSession:
         duration = time.monotonic() - start
         if reason is None and (watchdog.fired or (exit_code == 137 and duration >= timeout)):
             reason = "timeout"  # 137 = SIGKILL from the in-container `timeout`, at the deadline
-        output = cap.text()
-        if reason == "timeout":
-            output += f"\n[... command timed out after {timeout:g} s; its processes were killed ...]"
-        elif reason == "output_limit":
-            output += f"\n[... command killed: it printed more than {ceiling} bytes ...]"
-        return CommandResult(
-            command=command,
-            exit_code=None if reason else exit_code,
-            output=output,
-            truncated=cap.dropped > 0,
-            timed_out=reason == "timeout",
-            killed_reason=reason,
-            duration_s=duration,
-        )
+        return command_result(command, cap, reason, exit_code, timeout, ceiling, duration)
 
     def diff(self) -> str:
         """Everything changed since base_commit, never truncated (it is the rollout's patch)."""
@@ -505,18 +494,9 @@ def remove_orphans(client: DockerClient | None = None) -> list[str]:
         if labels.get("oec.host") != host or not labels.get("oec.pid", "").isdigit():
             continue
         pid = int(labels["oec.pid"])
-        if pid == os.getpid() or _alive(pid):
+        if pid == os.getpid() or pid_alive(pid):
             continue
         container.remove(force=True)
         removed.append(container.name)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True

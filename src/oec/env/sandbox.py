@@ -324,6 +324,19 @@ def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
         return True
 
 
+def command_result(command: str, cap: _OutputCap, reason: str | None, exit_code: int | None, timeout: float,
+                   ceiling: int, duration_s: float) -> CommandResult:
+    """What every backend returns: the capped output, the same note when the sandbox killed the command."""
+    output = cap.text()
+    if reason == "timeout":
+        output += f"\n[... command timed out after {timeout:g} s; its processes were killed ...]"
+    elif reason == "output_limit":
+        output += f"\n[... command killed: it printed more than {ceiling} bytes ...]"
+    return CommandResult(command=command, exit_code=None if reason else exit_code, output=output,
+                         truncated=cap.dropped > 0, timed_out=reason == "timeout", killed_reason=reason,
+                         duration_s=duration_s)
+
+
 class Sandbox:
     """Runs shell commands in `workspace` with the limits in `limits`; see the module docstring."""
 
@@ -399,20 +412,8 @@ class Sandbox:
                     returncode = proc.wait()
                     proc.stdout.close()  # type: ignore[union-attr]
                     self._proc = None
-        output = cap.text()
-        if reason == "timeout":
-            output += f"\n[... command timed out after {timeout:g} s; its processes were killed ...]"
-        elif reason == "output_limit":
-            output += f"\n[... command killed: it printed more than {ceiling} bytes ...]"
-        return CommandResult(
-            command=command,
-            exit_code=None if reason else (128 - returncode if returncode < 0 else returncode),
-            output=output,
-            truncated=cap.dropped > 0,
-            timed_out=reason == "timeout",
-            killed_reason=reason,
-            duration_s=time.monotonic() - start,
-        )
+        exit_code = 128 - returncode if returncode < 0 else returncode
+        return command_result(command, cap, reason, exit_code, timeout, ceiling, time.monotonic() - start)
 
     def close(self) -> None:
         """Kill a command still running (from another thread), then release the cgroup and private /tmp."""
