@@ -334,3 +334,31 @@ def test_without_cgroups_warns_that_processes_are_unbounded(workspace: Path, mon
     assert result.output == "50\nok\n"  # the fallback, which binds only non-root users
     nproc = [w for w in caught if "max_processes is NOT enforced" in str(w.message)]
     assert len(nproc) == (1 if os.geteuid() == 0 else 0)
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_commands_run_inside_the_sandbox_cgroup(workspace: Path, isolation: str, marker: str) -> None:
+    """Every process of a command (bwrap's included) is in the sandbox's cgroup, where its limits bind."""
+    with _make(workspace, isolation, marker) as sb:
+        if sb._cgroup is None:
+            pytest.skip("no writable cgroup here")
+        worker = threading.Thread(target=sb.run, args=("sleep 1.5",))
+        worker.start()
+        deadline = time.monotonic() + 1.0
+        while not (mine := set(_processes_with(marker))) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        in_group = sb._cgroup.pids()
+        worker.join()
+    assert mine and mine <= in_group, (mine, in_group)
+
+
+def test_a_lost_cgroup_refuses_to_run_the_command(workspace: Path) -> None:
+    """If the cgroup vanished (removed by hand, say), the command must not run unconfined."""
+    with _make(workspace, "none") as sb:
+        if sb._cgroup is None:
+            pytest.skip("no writable cgroup here")
+        for d in sb._cgroup.dirs:
+            d.rmdir()
+        with pytest.raises(SandboxError, match="cannot join the cgroup"):
+            sb.run("touch ran")
+    assert not (workspace / "ran").exists()

@@ -51,6 +51,9 @@ _DRAIN_GRACE_S = 1.0          # how long to wait for the pipe to close once the 
 _CEILING_FACTOR = 20          # an endless printer is killed after this many times output_bytes ...
 _MIN_CEILING = 4 << 20        # ... but never before 4 MiB, so a chatty build log is not cut short
 
+_JOIN_MARKER = "oec-sandbox: cannot join the cgroup"
+_JOIN_FAILED = 125            # exit status of the join prefix when it could not join (the command never ran)
+
 _warned: set[str] = set()
 
 
@@ -250,15 +253,17 @@ class _Cgroup:
             return None
         return parent / name
 
-    def join(self) -> None:
-        """Move the calling process in; runs in the child between fork and exec, so it stays minimal."""
-        pid = str(os.getpid()).encode()
-        for procs in self._procs_files:
-            fd = os.open(procs, os.O_WRONLY)
-            try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
+    def join_argv(self) -> list[str]:
+        """A `sh` prefix that moves itself into the cgroup, then execs the rest of the argv.
+
+        Joining from the child's own shell, not from a Python `preexec_fn`, lets
+        subprocess start it with vfork: a preexec_fn forces a full fork of this
+        process (costly for a big one, a loaded model say) on every command. A
+        failed join exits `_JOIN_FAILED` with `_JOIN_MARKER` and runs nothing.
+        """
+        script = (f'while [ "$1" != -- ]; do echo $$ 2>/dev/null > "$1" || {{ echo "{_JOIN_MARKER} $1" >&2; '
+                  f'exit {_JOIN_FAILED}; }}; shift; done; shift; exec "$@"')
+        return ["/bin/sh", "-c", script, "oec-cgroup-join", *self._procs_files, "--"]
 
     def pids(self) -> set[int]:
         found: set[int] = set()
@@ -273,6 +278,7 @@ class _Cgroup:
         """SIGKILL every process in the cgroup until none is left (a fork bomb keeps adding some)."""
         deadline = time.monotonic() + timeout_s
         kill_file = self.dirs[0] / "cgroup.kill"  # v2 only: the kernel kills them all at once
+        nap = 0.0005
         while True:
             pids = self.pids()
             if not pids:
@@ -290,7 +296,8 @@ class _Cgroup:
                     os.kill(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            time.sleep(0.01)
+            time.sleep(nap)  # usually the last ones are just being reaped: look again soon
+            nap = min(2 * nap, 0.02)
 
     def remove(self) -> None:
         """Kill what is left and delete the directories (retrying while the kernel reaps the dead)."""
@@ -322,6 +329,14 @@ def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
         return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:
         return True
+
+
+def _pidfd(pid: int) -> int | None:
+    """A file descriptor that becomes readable when `pid` exits (Linux >= 5.3), or None where unsupported."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def command_result(command: str, cap: _OutputCap, reason: str | None, exit_code: int | None, timeout: float,
@@ -413,6 +428,8 @@ class Sandbox:
                     proc.stdout.close()  # type: ignore[union-attr]
                     self._proc = None
         exit_code = 128 - returncode if returncode < 0 else returncode
+        if exit_code == _JOIN_FAILED and self._cgroup is not None and cap.text().startswith(_JOIN_MARKER):
+            raise SandboxError(f"{cap.text().strip()}: the command was not run (was the cgroup removed?)")
         return command_result(command, cap, reason, exit_code, timeout, ceiling, time.monotonic() - start)
 
     def close(self) -> None:
@@ -461,43 +478,58 @@ class Sandbox:
 
     def _spawn(self, command: str) -> subprocess.Popen[bytes]:
         """Start the command in its own session (so its group can be killed) and inside the cgroup."""
+        argv = self._argv(command)
+        if self._cgroup is not None:
+            argv = [*self._cgroup.join_argv(), *argv]
         proc = subprocess.Popen(
-            self._argv(command),
+            argv,
             cwd=self.workspace,
             env=self._env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=self._cgroup.join if self._cgroup else None,
         )
         self._proc = proc
         return proc
 
     @staticmethod
     def _pump(proc: subprocess.Popen[bytes], cap: _OutputCap, deadline: float, ceiling: int) -> str | None:
-        """Copy output into `cap` until the command exits; return why it must be killed, if it must."""
+        """Copy output into `cap` until the command exits; return why it must be killed, if it must.
+
+        The wait is on the pipe and on a pidfd of the process together, so an exit
+        is seen at once, without polling (where pidfds are missing: polling, backing off).
+        """
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            open_pipe, nap = True, 0.001
-            while not _has_exited(proc):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return "timeout"
-                if not open_pipe:  # output closed, usually because it is exiting: poll, backing off
-                    time.sleep(min(nap, remaining))
-                    nap = min(2 * nap, _POLL_S)
-                    continue
-                if sel.select(min(_POLL_S, remaining)):
-                    chunk = os.read(fd, _READ_CHUNK)
-                    if not chunk:
-                        sel.unregister(fd)
-                        open_pipe = False
-                    cap.add(chunk)
-                    if cap.total > ceiling:
-                        return "output_limit"
+        exit_fd = _pidfd(proc.pid)
+        try:
+            with selectors.DefaultSelector() as sel:
+                sel.register(fd, selectors.EVENT_READ, "output")
+                if exit_fd is not None:
+                    sel.register(exit_fd, selectors.EVENT_READ, "exit")
+                open_pipe, nap = True, 0.001
+                while not _has_exited(proc):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return "timeout"
+                    if not open_pipe and exit_fd is None:  # output closed, usually because it is exiting
+                        time.sleep(min(nap, remaining))
+                        nap = min(2 * nap, _POLL_S)
+                        continue
+                    for key, _ in sel.select(min(_POLL_S, remaining)):
+                        if key.data != "output":
+                            continue  # the process exited: the loop's test sees it
+                        chunk = os.read(fd, _READ_CHUNK)
+                        if not chunk:
+                            sel.unregister(fd)
+                            open_pipe = False
+                        cap.add(chunk)
+                        if cap.total > ceiling:
+                            return "output_limit"
+        finally:
+            if exit_fd is not None:
+                os.close(exit_fd)
         return None
 
     @staticmethod

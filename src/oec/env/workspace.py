@@ -16,6 +16,7 @@ from pathlib import Path
 from oec.env.git import git
 
 DEFAULT_WORK_ROOT_ENV = "OEC_WORK_DIR"
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 def default_work_root() -> Path:
@@ -38,15 +39,15 @@ class Workspace:
         root.mkdir(parents=True, exist_ok=True)
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:60]
         path = Path(tempfile.mkdtemp(prefix=f"{slug}-{os.getpid()}-", dir=root))
-        try:
-            git(["clone", "--shared", "--no-checkout", "--quiet", str(repo), str(path)])
+        try:  # two git processes: a rollout makes one workspace, its grading another
+            git(["clone", "--shared", "--no-checkout", "--quiet", "-c", "user.name=oec",
+                 "-c", "user.email=oec@localhost", str(repo), str(path)])
             git(["checkout", "--quiet", "--detach", commit], cwd=path)
-            git(["config", "user.name", "oec"], cwd=path)
-            git(["config", "user.email", "oec@localhost"], cwd=path)
+            head = commit if _FULL_SHA.fullmatch(commit) else git(["rev-parse", "HEAD"], cwd=path).strip()
         except Exception:
             shutil.rmtree(path, ignore_errors=True)
             raise
-        return cls(path, git(["rev-parse", "HEAD"], cwd=path).strip())
+        return cls(path, head)
 
     def diff(self) -> str:
         """Everything changed since base_commit (new files included, ignored files not)."""
