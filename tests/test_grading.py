@@ -78,6 +78,15 @@ def test_patch_that_does_not_apply_is_a_graded_failure(swe_repo) -> None:
     assert "does not apply" in result.reason and "git apply" in result.reason
 
 
+def test_a_patch_whose_content_holds_conflict_markers_applies(swe_repo) -> None:
+    """Markers the patch itself adds (test data of a merge tool, say) are content, not a failed merge."""
+    fixed = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n"
+    sample = '\n\nSAMPLE = """\n<<<<<<< ours\na\n=======\nb\n>>>>>>> theirs\n"""\n'
+    patch = _rewrite(swe_repo, {"calc/__init__.py": fixed + sample})
+    result = grade(swe_repo.task, patch, RepoIndex([swe_repo.repos_dir]))
+    assert result.resolved and result.apply_method == "git apply", result.reason
+
+
 def test_missing_repo_is_a_graded_error_naming_the_fix(swe_repo, tmp_path: Path) -> None:
     result = grade(swe_repo.task, swe_repo.task.patch, RepoIndex([tmp_path / "elsewhere"]))
     assert result.status == "error" and "acme__calc" in result.reason and "--repos" in result.reason

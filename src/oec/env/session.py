@@ -50,10 +50,14 @@ class EnvSession:
         repo = repos.locate(task)
         workspace = Workspace.create(repo, task.base_commit, root=work_root, label=label or task.instance_id)
         path_prepend = [Path(task.python_env)] if task.python_env else []
+        # without a python_env of its own, the task's code and tests run under oec's interpreter, whose
+        # site-packages hold the pytest plugins of oec's dependencies (anyio, pytest-timeout), not the task's:
+        # pytest must not load them (scanning for them is also half its start-up, ~0.17 CPU s a run)
+        env = None if task.python_env else {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
         # the workspace borrows the repo's git objects, and the editor tool runs oec's own script: both must stay
         # readable when they live under /tmp (a clone in /tmp, CI), which the sandbox's private /tmp would hide
-        sandbox = Sandbox(workspace.path, limits=limits or Limits(), path_prepend=path_prepend, isolation=isolation,
-                          read_only=[repo, EDITOR_SCRIPT.parent])
+        sandbox = Sandbox(workspace.path, limits=limits or Limits(), env=env, path_prepend=path_prepend,
+                          isolation=isolation, read_only=[repo, EDITOR_SCRIPT.parent])
         return cls(task, workspace, sandbox)
 
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
-from oec.grading.apply import _METHODS, ApplyResult
+from oec.grading.apply import _METHODS, MERGING_METHOD, ApplyResult
 
 if TYPE_CHECKING:
     from oec.env.docker_backend import DockerSession
@@ -30,7 +30,7 @@ def apply_patch_in_container(session: DockerSession, patch: str) -> ApplyResult:
     attempts: list[str] = []
     for name, argv in _METHODS:
         code, out, err = session.exec_trusted(shlex.join([*argv, PATCH_PATH]))
-        if code == 0 and "conflict marker" not in session.exec_trusted(_CONFLICT_CHECK)[1]:
+        if code == 0 and not (name == MERGING_METHOD and "conflict marker" in session.exec_trusted(_CONFLICT_CHECK)[1]):
             return ApplyResult(True, name, "\n".join(attempts))
         attempts.append(f"$ {name}\n{(out + err).strip()}")
         session.reset()
