@@ -129,10 +129,12 @@ def test_cli_collect_writes_trajectories_whose_sources_agree_with_the_switch(swe
     out = tmp_path / "run"
     args = ["collect", str(tasks), "--repos", str(swe_repo.repos_dir), "--student", "scripted:t-student",
             "--expert", "scripted:t-expert", "--strategy", "oec,on-policy", "--switch", "uniform:0-3",
-            "--samples", "2", "--seed", "3", "--max-calls", "6", "--out", str(out)]
+            "--samples", "2", "--seed", "3", "--max-calls", "6", "--out", str(out), "--concurrency", "2",
+            "--grading-slots", "1"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (out / "trajectories.jsonl").read_text().splitlines()]
+    assert all(r["reward"] is not None for r in records)  # every one graded, through the one grading slot
     assert sorted(r["id"] for r in records) == sorted(
         f"acme__calc-1/{s}/{i}" for s in ("oec", "on-policy") for i in range(2))
     for r in records:

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from oec import __version__
 from oec.cli.common import choose_env_backend, console, fail, load_task_source, report_errors, repo_index
-from oec.cli.execution import DrainOption, ExecutorOption, RayAddressOption, check_executor, run_rollouts
+from oec.cli.execution import (DrainOption, ExecutorOption, GradingSlotsOption, RayAddressOption, check_executor,
+                               run_rollouts)
 from oec.collect.episode import Limits
 from oec.collect.rollout import RolloutConfig
 from oec.collect.run_dir import RunDir, RunDirError
@@ -57,7 +58,8 @@ def collect_command(
                                 "divergence:DETECTORS[;min=A,max=B], e.g. divergence:loop=3,errors=3,regression=5,"
                                 "oracle;max=30 (detectors: loop, errors, regression, judge, likelihood, oracle)"),
     samples: int = typer.Option(1, "--samples", min=1, help="rollouts per task and strategy"),
-    concurrency: int = typer.Option(4, "--concurrency", min=1, help="rollouts in flight"),
+    concurrency: int = typer.Option(4, "--concurrency", min=1,
+                                   help="rollouts in their agent phase at once (each with a model slot)"),
     seed: int = typer.Option(0, "--seed", help="run seed; every draw derives from it"),
     out: Path = typer.Option(..., "--out", help="run directory (rerun to resume)"),
     repos: Optional[Path] = typer.Option(None, "--repos", help="folder of <owner>__<name> clones"),
@@ -77,6 +79,7 @@ def collect_command(
                             help="local (repos folder) | docker (each task's SWE-bench/SWE-smith image)"),
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
+    grading_slots: GradingSlotsOption = None,
     drain: DrainOption = False,
 ) -> None:
     """Collect trajectories; each finished rollout is appended to OUT/trajectories.jsonl at once."""
@@ -125,6 +128,7 @@ def collect_command(
         lambda chosen, stop: collect(loaded.tasks, configs, run_dir, samples=samples, concurrency=concurrency,
                                      console=console, executor=chosen, stop=stop),
         executor=executor, concurrency=concurrency, ray_address=ray_address, drain=drain,
+            grading_slots=grading_slots,
         on_interrupt=lambda partial: console.print(summary_table(partial)))
     if summary.swept.total:
         console.print(f"removed leftovers of killed runs: {summary.swept}")

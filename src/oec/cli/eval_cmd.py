@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from oec.cli.common import console, fail, load_task_source, report_errors, repo_index
-from oec.cli.execution import DrainOption, ExecutorOption, RayAddressOption, check_executor, run_rollouts
+from oec.cli.execution import (DrainOption, ExecutorOption, GradingSlotsOption, RayAddressOption, check_executor,
+                               run_rollouts)
 from oec.collect.episode import Limits
 from oec.collect.run_dir import RunDirError
 from oec.eval.evaluate import EvalSummary, evaluate, load_summary
@@ -41,6 +42,7 @@ def eval_command(
     label: Optional[str] = typer.Option(None, "--label"),
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
+    grading_slots: GradingSlotsOption = None,
     drain: DrainOption = False,
 ) -> None:
     """Run MODEL alone on every task, grade each rollout, report the resolve rate with a 95% Wilson interval."""
@@ -57,7 +59,8 @@ def eval_command(
                 options=ModelOptions(base_url=base_url, max_tokens=max_tokens, seed=seed, max_concurrency=concurrency),
                 limits=Limits(max_calls_per_model=max_calls), data_source=data_source, label=label,
                 console=console, executor=chosen, stop=stop),
-            executor=executor, concurrency=concurrency, ray_address=ray_address, drain=drain)
+            executor=executor, concurrency=concurrency, ray_address=ray_address, drain=drain,
+            grading_slots=grading_slots)
     except (RunDirError, ValueError) as exc:
         raise fail(str(exc)) from exc
     console.print(comparison_table([(str(out), summary)]))

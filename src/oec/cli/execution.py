@@ -20,9 +20,12 @@ from oec.collect.runner import CollectSummary
 T = TypeVar("T")
 
 ExecutorOption = Annotated[str, typer.Option(
-    "--executor", help=f"where rollouts run: {' | '.join(EXECUTORS)} (ray: one Ray task per rollout)")]
+    "--executor", help=f"where rollouts run: {' | '.join(EXECUTORS)} (ray: Ray tasks per rollout and per grading)")]
 RayAddressOption = Annotated[Optional[str], typer.Option(
     "--ray-address", help="a Ray cluster to join (e.g. ray://head:10001 or auto); default: start one here")]
+GradingSlotsOption = Annotated[Optional[int], typer.Option(
+    "--grading-slots", min=1, help="patches graded at once, apart from the --concurrency rollouts (default: "
+    "one per core, at most --concurrency): a rollout being graded no longer holds a model slot")]
 DrainOption = Annotated[bool, typer.Option(
     "--drain", help="on Ctrl-C, finish the rollouts in flight before exiting (default: abandon them)")]
 
@@ -41,14 +44,15 @@ def interrupted_message(summary: CollectSummary) -> str:
 
 
 def run_rollouts(run: Callable[[Executor, StopSignal], Awaitable[T]], *, executor: str, concurrency: int,
-                 ray_address: str | None, drain: bool,
+                 ray_address: str | None, drain: bool, grading_slots: int | None = None,
                  on_interrupt: Callable[[CollectSummary], None] | None = None) -> T:
     """Make the executor, run `run(executor, stop)` with Ctrl-C wired to `stop`, always close the executor.
 
     An interrupted run prints what it kept and exits 130 (see `oec.collect.interrupt`).
     """
     try:
-        chosen = make_executor(executor, concurrency=concurrency, address=ray_address)
+        chosen = make_executor(executor, concurrency=concurrency, address=ray_address,
+                               grading_slots=grading_slots)
     except (ValueError, ImportError, ConnectionError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
     except KeyboardInterrupt:

@@ -1,17 +1,22 @@
-"""Rollouts as Ray tasks: one task per rollout, scheduled over the nodes of a Ray cluster.
+"""Rollouts as Ray tasks, scheduled over the nodes of a Ray cluster: an agent task, then a grading task.
 
-Each task declares `cpus_per_rollout` CPUs (small by default: a rollout mostly
-waits for its model server, and its commands are bounded by the sandbox, not
-by Ray) and one unit of the custom ``sandbox`` resource, so a node runs at most
-as many rollouts as it has sandbox slots (``ray start --resources
-'{"sandbox": N}'``). A local cluster started here gets ``--concurrency`` slots.
+Each agent task (the rollout up to its patch) declares `cpus_per_rollout`
+CPUs (small by default: a rollout mostly waits for its model server, and its
+commands are bounded by the sandbox, not by Ray) and one unit of the custom
+``sandbox`` resource, so a node runs at most as many rollouts as it has
+sandbox slots (``ray start --resources '{"sandbox": N}'``). A local cluster
+started here gets ``--concurrency`` slots. Grading, CPU-bound where tests run
+locally, is a separate task of `cpus_per_grading` CPUs (no sandbox slot), at
+most `grading_slots` at once: the next rollout's agent starts while the last
+one is graded, so the model servers are not left idle by slow tests.
 
 What travels to a worker is the task, the sample index and the run's
 `RolloutConfig`, whose model providers are `PortableProvider`s (spec and
-options only: each worker builds its models once and reuses them). The
-trajectory comes back as JSON and only the driver writes the run directory.
-The driver keeps at most `concurrency` rollouts submitted and collects them
-with a `ray.wait` loop, so a stop request keeps the rest from starting.
+options only: each worker builds its models once and reuses them), and for
+grading the ungraded record. Trajectories come back as JSON and only the
+driver writes the run directory. The driver keeps at most `concurrency` agent
+tasks submitted (and at most `concurrency` rollouts waiting to be graded) and
+collects them with a `ray.wait` loop, so a stop request keeps the rest from starting.
 
 Paths in the config (repos folders, work root, ``scripted:@file`` and
 ``hf:/checkpoint`` specs) must name the same thing on every node (a shared
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 import warnings
 from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
@@ -34,10 +40,11 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("--executor ray needs Ray: pip install 'oec[scale]'") from exc
 
-from oec.collect.executors import RolloutJob, failure_trajectory, safe_rollout, work_roots
+from oec.collect.executors import (RolloutJob, default_grading_slots, failure_trajectory, safe_agent,
+                                  safe_grade, work_roots)
 from oec.collect.interrupt import StopSignal
 from oec.collect.records import Trajectory
-from oec.collect.rollout import RolloutConfig
+from oec.collect.rollout import RolloutConfig, needs_grading
 from oec.env.repos import RepoIndex
 from oec.tasks.model import Task
 
@@ -58,10 +65,17 @@ def _localize(config: RolloutConfig) -> RolloutConfig:
     return dataclasses.replace(config, repos=RepoIndex(local))
 
 
-def _rollout_on_worker(task: Task, sample: int, config: RolloutConfig) -> str:
-    """The Ray task: one rollout on whichever node has a free sandbox slot; its record as JSON."""
+def _agent_on_worker(task: Task, sample: int, config: RolloutConfig) -> str:
+    """The agent Ray task: a rollout up to its patch, on whichever node has a free sandbox slot; its record as JSON."""
     job = RolloutJob(task, sample, _localize(config))
-    return asyncio.run(safe_rollout(job)).model_dump_json()
+    return asyncio.run(safe_agent(job)).model_dump_json()
+
+
+def _grade_on_worker(task: Task, sample: int, config: RolloutConfig, record_json: str, waited_s: float) -> str:
+    """The grading Ray task: grade a finished agent phase's patch on whichever node has a free CPU."""
+    job = RolloutJob(task, sample, _localize(config))
+    record = Trajectory.model_validate_json(record_json)
+    return asyncio.run(safe_grade(job, record, waited_s=waited_s)).model_dump_json()
 
 
 def _sweep_on_node(roots: list[str | None]) -> str:
@@ -76,8 +90,10 @@ class RayExecutor:
     """Runs each rollout as a Ray task; connects to `address` or starts a local cluster (see the module docstring)."""
 
     def __init__(self, concurrency: int = 4, *, address: str | None = None, cpus_per_rollout: float = 0.25,
-                 poll_s: float = 0.2, init_kwargs: dict[str, Any] | None = None) -> None:
+                 grading_slots: int | None = None, cpus_per_grading: float = 1.0, poll_s: float = 0.2,
+                 init_kwargs: dict[str, Any] | None = None) -> None:
         self.concurrency = max(1, concurrency)
+        self.grading_slots = max(1, grading_slots or default_grading_slots(self.concurrency))
         self.poll_s = poll_s
         self._owns_cluster = False
         self._abandoned = False
@@ -98,38 +114,62 @@ class RayExecutor:
             warnings.warn(f"this Ray cluster has no {SANDBOX_RESOURCE!r} resource, so only CPUs bound the "
                           "rollouts per node; start nodes with ray start --resources "
                           f"'{{\"{SANDBOX_RESOURCE}\": N}}'", RuntimeWarning, stacklevel=2)
-        self._remote = ray.remote(_rollout_on_worker)
+        self.grading_options: dict[str, Any] = {"num_cpus": cpus_per_grading}
+        self._agent = ray.remote(_agent_on_worker)
+        self._grade = ray.remote(_grade_on_worker)
 
     async def results(self, jobs: Sequence[RolloutJob], stop: StopSignal) -> AsyncGenerator[Trajectory, None]:
         self._roots = work_roots(j.config for j in jobs)
         if not self._owns_cluster:  # a local cluster's node is this machine, which the runner swept already
             self._sweep_nodes({j.config.work_root for j in jobs})
         queue = list(reversed(jobs))
-        in_flight: dict[Any, RolloutJob] = {}
+        agents: dict[Any, RolloutJob] = {}
+        graders: dict[Any, tuple[RolloutJob, Trajectory]] = {}
+        backlog: list[tuple[RolloutJob, Trajectory, float]] = []  # agent phase done, waiting for a grading slot
         shared: dict[int, Any] = {}  # each RolloutConfig is sent to the object store once
+
+        def config_ref(job: RolloutJob) -> Any:
+            if id(job.config) not in shared:
+                shared[id(job.config)] = ray.put(job.config)
+            return shared[id(job.config)]
+
         try:
             while True:
-                while queue and len(in_flight) < self.concurrency and not stop.stopping.is_set():
+                while (queue and len(agents) < self.concurrency and len(graders) + len(backlog) < self.grading_slots
+                       + self.concurrency and not stop.stopping.is_set()):
                     job = queue.pop()
-                    if id(job.config) not in shared:
-                        shared[id(job.config)] = ray.put(job.config)
-                    ref = self._remote.options(**self.options).remote(job.task, job.sample, shared[id(job.config)])
-                    in_flight[ref] = job
-                if not in_flight:
+                    agents[self._agent.options(**self.options).remote(job.task, job.sample, config_ref(job))] = job
+                while backlog and len(graders) < self.grading_slots:
+                    job, record, queued = backlog.pop(0)
+                    ref = self._grade.options(**self.grading_options).remote(
+                        job.task, job.sample, config_ref(job), record.model_dump_json(), time.monotonic() - queued)
+                    graders[ref] = (job, record)
+                if not agents and not graders and not backlog:
                     return
                 if stop.abandoning.is_set():
-                    self._cancel(in_flight)
+                    self._cancel([*agents, *graders])
+                    agents.clear()
+                    graders.clear()
                     return
-                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=self.poll_s)
+                pending = [*agents, *graders]
+                ready, _ = ray.wait(pending, num_returns=1, timeout=self.poll_s)
                 if ready:
-                    rest = [r for r in in_flight if r not in ready]
+                    rest = [r for r in pending if r not in ready]
                     ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0] if rest else []
                 for ref in ready:
-                    yield self._trajectory(ref, in_flight.pop(ref))
+                    if ref in agents:
+                        job = agents.pop(ref)
+                        record = self._trajectory(ref, job)
+                        if needs_grading(record, job.config):
+                            backlog.append((job, record, time.monotonic()))
+                        else:
+                            yield record
+                    else:
+                        yield self._graded(ref, *graders.pop(ref))
                 await asyncio.sleep(0)  # let a SIGINT handler run between waits
         finally:
-            if in_flight:
-                self._cancel(in_flight)
+            if agents or graders:
+                self._cancel([*agents, *graders])
 
     @staticmethod
     def _trajectory(ref: Any, job: RolloutJob) -> Trajectory:
@@ -138,15 +178,23 @@ class RayExecutor:
         except Exception as exc:  # the task raised or its worker died: this rollout's failure, not the run's
             return failure_trajectory(job, getattr(exc, "cause", None) or exc)
 
-    def _cancel(self, in_flight: dict[Any, RolloutJob]) -> None:
+    @staticmethod
+    def _graded(ref: Any, job: RolloutJob, record: Trajectory) -> Trajectory:
+        try:
+            return Trajectory.model_validate_json(ray.get(ref))
+        except Exception as exc:  # the grading worker died: the rollout is kept, its grade is an error
+            cause = getattr(exc, "cause", None) or exc
+            record.exit_reason, record.error = "grade_error", f"{type(cause).__name__}: {cause}"
+            return record
+
+    def _cancel(self, refs: list[Any]) -> None:
         """Kill the workers running abandoned rollouts (their leftovers are swept once their pid is dead)."""
         self._abandoned = True
-        for ref in list(in_flight):
+        for ref in refs:
             try:
                 ray.cancel(ref, force=True)
             except Exception as exc:  # already finished or gone
                 log.debug("ray.cancel: %s", exc)
-        in_flight.clear()
 
     def _sweep_nodes(self, roots: set[Path | None]) -> None:
         """Clean dead runs' leftovers on every alive node, best effort (a node that does not answer is skipped)."""

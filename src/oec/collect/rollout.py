@@ -68,6 +68,15 @@ async def _open_env(task: Task, config: RolloutConfig) -> EnvSession:
 
 async def run_rollout(task: Task, sample_index: int, config: RolloutConfig) -> Trajectory:
     """Run, grade and record one rollout; errors of the environment become the exit reason, not a crash."""
+    return await grade_rollout(await run_agent(task, sample_index, config), task, config)
+
+
+async def run_agent(task: Task, sample_index: int, config: RolloutConfig) -> Trajectory:
+    """The rollout up to its patch (environment up, episode, diff, environment down), not yet graded.
+
+    Executors run this phase and `grade_rollout` under separate limits, so a
+    rollout being graded no longer holds one of the model servers' slots.
+    """
     started = time.monotonic()
     seed = derive_seed(config.seed, task.instance_id, config.strategy, sample_index)
     student, expert = _actors(config, task)
@@ -97,14 +106,31 @@ async def run_rollout(task: Task, sample_index: int, config: RolloutConfig) -> T
             await asyncio.to_thread(env.close)
     record.steps, record.switch_step, record.usage = episode.steps, episode.switch_step, episode.usage
     record.switch_reason, record.divergence_checks = switch_record(episode)
-    if config.grade and record.exit_reason != "env_error":
-        grade_started = time.monotonic()
-        try:
-            record.reward = await asyncio.to_thread(grade, task, record.patch, config.repos,
-                                                    isolation=config.isolation, work_root=config.work_root,
-                                                    env=config.env_backend)
-        except Exception as exc:  # a grader bug: this rollout cannot be trusted, the run goes on
-            record.exit_reason, record.error = "grade_error", f"{type(exc).__name__}: {exc}"
-        record.timings["grade_s"] = round(time.monotonic() - grade_started, 3)
     record.timings["total_s"] = round(time.monotonic() - started, 3)
+    return record
+
+
+def needs_grading(record: Trajectory, config: RolloutConfig) -> bool:
+    """Whether `grade_rollout` has work to do (a rollout whose environment never came up has no patch)."""
+    return config.grade and record.exit_reason != "env_error" and record.reward is None
+
+
+async def grade_rollout(record: Trajectory, task: Task, config: RolloutConfig, *, waited_s: float = 0.0) -> Trajectory:
+    """Grade the rollout's patch in a fresh environment (see oec.grading); a grader bug becomes `grade_error`.
+
+    `waited_s`: how long it queued for a grading slot once its agent phase ended (kept as `grade_wait_s`);
+    `total_s` grows by that wait and by the grading."""
+    if not needs_grading(record, config):
+        return record
+    if waited_s:
+        record.timings["grade_wait_s"] = round(waited_s, 3)
+        record.timings["total_s"] = round(record.timings.get("total_s", 0.0) + waited_s, 3)
+    grade_started = time.monotonic()
+    try:
+        record.reward = await asyncio.to_thread(grade, task, record.patch, config.repos, isolation=config.isolation,
+                                                work_root=config.work_root, env=config.env_backend)
+    except Exception as exc:  # a grader bug: this rollout cannot be trusted, the run goes on
+        record.exit_reason, record.error = "grade_error", f"{type(exc).__name__}: {exc}"
+    record.timings["grade_s"] = round(time.monotonic() - grade_started, 3)
+    record.timings["total_s"] = round(record.timings.get("total_s", 0.0) + record.timings["grade_s"], 3)
     return record
