@@ -40,20 +40,23 @@ What it does:
    through ``Sandbox.run`` and through plain ``subprocess.run(["bash", "-c",
    cmd])`` (same workspace, same minimal environment, interleaved), with the
    mean milliseconds and their ratio.
-5. Unless ``--quick`` or ``--no-experiments``: the fixes tested for the
-   bottlenecks suspected (see benchmarks/README.md), applied inside this
-   process only (an option passed, the loop's executor replaced), never in
-   src/:
+5. Unless ``--quick`` or ``--no-experiments``: other client setups at
+   c = 32, applied inside this process only (an option passed, the loop's
+   executor replaced), never in src/, to show what the shipped choices are
+   worth (see benchmarks/README.md):
 
-   ``--model-slots concurrency``  ModelOptions(max_concurrency=c) instead of the
-                                  default 8 that ``oec collect`` builds;
-   ``--threads N|auto``           the event loop's default thread pool (where
-                                  ``asyncio.to_thread`` runs every sandbox
-                                  command, workspace and grading) sized N
-                                  (auto: c + 4) instead of asyncio's
-                                  min(32, cpus + 4).
+   ``--model-slots cli``           ModelOptions' default of 8 model slots, which
+                                   `oec collect` used before it passed
+                                   max_concurrency = --concurrency;
+   ``--threads N|auto``            the event loop's default thread pool (where
+                                   ``asyncio.to_thread`` runs every sandbox
+                                   command, workspace and grading) sized N
+                                   (auto: c + 4) instead of asyncio's
+                                   min(32, cpus + 4);
+   ``--grading-slots concurrency`` as many gradings at once as rollouts,
+                                   instead of one per core.
 
-   Both flags also apply to the main table when given.
+   The flags also apply to the main table when given.
 
 ``--json PATH`` writes every number printed. ``main(argv)`` returns the same
 dict (the smoke test calls it).
@@ -247,15 +250,21 @@ class Variant:
 
     model_slots: str = "concurrency"  # "concurrency": max_concurrency = c, as `oec collect` sets it; "cli": ModelOptions' default (8)
     threads: str = "default"   # "default": asyncio's min(32, cpus + 4); "auto": c + 4; or a number
+    grading_slots: str = "default"  # "default": LocalExecutor's (one per core, at most c); "concurrency": c
 
     @property
     def label(self) -> str:
         parts = []
         if self.model_slots != "concurrency":
-            parts.append(f"slots={CLI_MODEL_SLOTS}")
+            parts.append(f"model slots={CLI_MODEL_SLOTS}")
         if self.threads != "default":
             parts.append("threads=c+4" if self.threads == "auto" else f"threads={self.threads}")
+        if self.grading_slots != "default":
+            parts.append("grading slots=c")
         return ", ".join(parts) or "as shipped"
+
+    def graders(self, concurrency: int) -> int | None:
+        return concurrency if self.grading_slots == "concurrency" else None
 
     def slots(self, concurrency: int) -> int:
         return CLI_MODEL_SLOTS if self.model_slots == "cli" else max(1, concurrency)
@@ -385,9 +394,10 @@ async def _watch_loop(lags: list[float], tick: float = 0.01) -> None:
 
 
 async def _collect_level(tasks: list, samples: int, config: Any, run_path: Path, concurrency: int,
-                         pool: int | None) -> tuple[Any, float, list[float]]:
+                         pool: int | None, graders: int | None) -> tuple[Any, float, list[float]]:
     from rich.console import Console
 
+    from oec.collect.executors import LocalExecutor
     from oec.collect.run_dir import RunDir
     from oec.collect.runner import collect
 
@@ -400,7 +410,7 @@ async def _collect_level(tasks: list, samples: int, config: Any, run_path: Path,
     started = time.perf_counter()
     try:
         summary = await collect(tasks, [config], RunDir(run_path), samples=samples, concurrency=concurrency,
-                                console=quiet)
+                                console=quiet, executor=LocalExecutor(concurrency, grading_slots=graders))
         return summary, time.perf_counter() - started, lags
     finally:  # close the HTTP client on its own loop (else its pool is garbage-collected after the loop closed)
         watcher.cancel()
@@ -413,6 +423,7 @@ def run_level(*, server: ModelServer, repos: Any, suite: list, work: Path, concu
               grade: bool, variant: Variant, meter: OwnCpu) -> dict[str, Any]:
     """One concurrency level: `rollouts` bc rollouts through collect(); the numbers of the table row."""
     from oec.collect.episode import Limits
+    from oec.collect.executors import LocalExecutor
     from oec.collect.rollout import RolloutConfig
     from oec.models.registry import ModelOptions, make_provider
 
@@ -420,7 +431,7 @@ def run_level(*, server: ModelServer, repos: Any, suite: list, work: Path, concu
     slots = variant.slots(concurrency)
     expert = make_provider(f"openai:{MODEL_NAME}", ModelOptions(
         base_url=server.base_url, native_tools=True, max_concurrency=slots, max_retries=0, timeout_s=60.0))
-    tag = f"c{concurrency}-{'grade' if grade else 'nograde'}-{variant.model_slots}-{variant.threads}"
+    tag = f"c{concurrency}-{'grade' if grade else 'nograde'}-{variant.model_slots}-{variant.threads}-{variant.grading_slots}"
     run_path = Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=work))  # a fresh run directory: nothing to resume
     work_root = run_path / "ws"
     config = RolloutConfig(strategy="bc", student=None, expert=expert, switch=None, repos=repos, seed=0,
@@ -429,7 +440,7 @@ def run_level(*, server: ModelServer, repos: Any, suite: list, work: Path, concu
     cpu_server0 = server.stats(reset=True).get("cpu_s", 0.0)
     cpu0, busy0 = meter.seconds(), _machine_busy_seconds()
     summary, wall, lags = asyncio.run(_collect_level(suite[:k], samples, config, run_path / "run", concurrency,
-                                               variant.pool_size(concurrency)))
+                                               variant.pool_size(concurrency), variant.graders(concurrency)))
     cpu = meter.seconds() - cpu0
     busy1 = _machine_busy_seconds()
     busy = busy1 - busy0 if busy0 is not None and busy1 is not None else None
@@ -446,7 +457,7 @@ def run_level(*, server: ModelServer, repos: Any, suite: list, work: Path, concu
     rate = len(trajectories) / wall * 60.0 if wall > 0 else 0.0
     client_latency = [s.latency_s for t in trajectories for s in t.steps]
     timings = {key: _mean([t.timings.get(key, 0.0) for t in trajectories])
-               for key in ("env_setup_s", "agent_s", "grade_s", "total_s")}
+               for key in ("env_setup_s", "agent_s", "grade_s", "grade_wait_s", "total_s")}
     model_time = CALLS_PER_ROLLOUT * latency
     return {
         "concurrency": concurrency,
@@ -468,6 +479,9 @@ def run_level(*, server: ModelServer, repos: Any, suite: list, work: Path, concu
         "mean_env_setup_s": timings["env_setup_s"],
         "mean_agent_s": timings["agent_s"],
         "mean_grade_s": timings["grade_s"],
+        "mean_grade_wait_s": timings["grade_wait_s"],  # agent phase done, queued for a grading slot
+        "grading_slots": (LocalExecutor(concurrency, grading_slots=variant.graders(concurrency)).grading_slots
+                          if grade else None),
         # agent time beyond the model's own latency: sandbox commands, thread-pool and model-slot queueing
         "mean_agent_overhead_s": round(timings["agent_s"] - model_time, 3),
         "mean_client_call_s": _mean(client_latency),  # from taking a model slot to the parsed answer
@@ -585,13 +599,15 @@ def print_report(results: dict[str, Any], console: Any) -> None:
     def time_table(title: str, rows: list[dict[str, Any]], with_variant: bool) -> Table:
         table = Table(title=title, title_justify="left")
         names = ["conc", "grading", *(["client setup"] if with_variant else []), "rollout s", "env s",
-                 "agent extra s", "grade s", "call s client", "call s server", "loop lag ms mean/p99", "own cores"]
+                 "agent extra s", "grade s", "grade wait s", "call s client", "call s server", "loop lag ms mean/p99",
+                 "own cores"]
         for name in names:
             table.add_column(name, justify="left" if name in ("client setup", "grading") else "right")
         for r in rows:
             table.add_row(str(r["concurrency"]), "on" if r["grade"] else "off",
                           *([r["variant"]] if with_variant else []), fmt(r["mean_rollout_s"]),
                           fmt(r["mean_env_setup_s"]), fmt(r["mean_agent_overhead_s"]), fmt(r["mean_grade_s"]),
+                          fmt(r.get("mean_grade_wait_s")),
                           fmt(r["mean_client_call_s"], ".3f"), fmt(r["mean_server_held_s"], ".3f"),
                           f"{r['loop_lag_mean_ms']:.1f}/{r['loop_lag_p99_ms']:.0f}", fmt(r["client_cores"]))
         return table
@@ -614,11 +630,12 @@ def print_report(results: dict[str, Any], console: Any) -> None:
     verdicts(results["verdict"], "")
     console.print(time_table("Where the time goes (means per rollout / per call)", results["levels"], False))
     console.print("  agent extra s = agent time beyond calls x latency (sandbox commands, HTTP client, waiting for a "
-                  "thread or a model slot); call s client = from taking a model slot to the parsed answer; call s "
+                  "thread or a model slot); grade wait s = queued for a grading slot (one per core) after the agent "
+                  "phase gave its slot to the next rollout; call s client = from taking a model slot to the parsed answer; call s "
                   "server = request read to response written; loop lag = how late the event loop wakes a 10 ms "
                   "sleeper; own cores = this process and its children, CPU s per wall s")
     if results.get("experiments"):
-        title = "Fixes tested, applied in this process only (never in src/)"
+        title = "Other client setups, applied in this process only (never in src/)"
         console.print(rate_table(title, results["experiments"], True))
         console.print(time_table(title + ": where the time goes", results["experiments"], True))
         verdicts(results.get("experiment_verdict", {}), "")
@@ -652,8 +669,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="at least this many rollouts per level (default 4; 2 with --quick)")
     p.add_argument("--grading", default="on,off", help="grading modes to run: on, off or on,off (default)")
     p.add_argument("--model-slots", choices=("cli", "concurrency"), default="concurrency",
-                   help="the OpenAI backend's max_concurrency: cli = the default 8 that `oec collect` uses "
-                        "(default), concurrency = the level's concurrency")
+                   help="the OpenAI backend's max_concurrency: concurrency = the level's, as `oec collect` sets it "
+                        "(default), cli = ModelOptions' default of 8")
+    p.add_argument("--grading-slots", choices=("default", "concurrency"), default="default",
+                   help="gradings at once: default = one per core, at most c (as shipped), concurrency = c")
     p.add_argument("--threads", default="default",
                    help="default thread pool of the event loop: default (asyncio's), auto (c + 4), or a number")
     p.add_argument("--sandbox-reps", type=int, default=None, help="runs per command for the sandbox overhead "
@@ -699,7 +718,7 @@ def main(argv: list[str] | None = None, console: Any = None) -> dict[str, Any]:
     warnings.filterwarnings("ignore", module="oec.env.sandbox")
     suite = load_bundled_tasks()
     repos = RepoIndex([bundled_repos_dir()])
-    variant = Variant(model_slots=args.model_slots, threads=args.threads)
+    variant = Variant(model_slots=args.model_slots, threads=args.threads, grading_slots=args.grading_slots)
     results: dict[str, Any] = {
         "meta": {"latency_s": args.latency, "calls_per_rollout": CALLS_PER_ROLLOUT, "cpus": os.cpu_count(),
                  "python": platform.python_version(), "suite_tasks": len(suite), "script": SCRIPT,
@@ -726,10 +745,10 @@ def main(argv: list[str] | None = None, console: Any = None) -> dict[str, Any]:
                 for c in args.levels:
                     results["levels"].append(level(c, grade, variant))
             if args.experiments:
-                # grading off (what the bound measures): each fix alone and both; grading on: the model slots
-                fixes = {False: [Variant("concurrency", "default"), Variant("cli", "auto"),
-                                 Variant("concurrency", "auto")],
-                         True: [Variant("concurrency", "default")]}
+                # grading off (what the bound measures): the old cap of 8 model slots, a thread per rollout;
+                # grading on: as many graders as rollouts instead of one per core
+                fixes = {False: [Variant(model_slots="cli"), Variant(threads="auto")],
+                         True: [Variant(grading_slots="concurrency")]}
                 for c in args.experiment_levels:
                     for grade in sorted(args.grade_modes):
                         for v in fixes[grade]:

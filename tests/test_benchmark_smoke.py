@@ -52,6 +52,7 @@ def test_quickest_benchmark_run_reports_rates_ratios_and_sandbox_overhead(tmp_pa
         assert r["rollouts_per_min"] > 0 and r["latency_bound_per_min"] > 0
         assert 0 < r["ratio"] <= 1.2
         assert (r["mean_grade_s"] > 0) == r["grade"]
+        assert (r["grading_slots"] is not None) == r["grade"]
 
     box = results["sandbox_overhead"]
     assert set(box["commands"]) == {"true", "python -c pass"}
