@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from oec.env.git import GitError
 from oec.env.workspace import Workspace
 from conftest import SweRepo, _git
 
@@ -29,3 +32,14 @@ def test_checkpoint_commits_as_oec_and_diff_still_compares_to_base(swe_repo: Swe
         assert (ws.path / "note.txt").exists() and "return a - b" in (ws.path / "calc/__init__.py").read_text()
         assert "+hello" in ws.diff()
     assert not ws.path.exists()
+
+
+def test_a_bare_source_repo_and_an_unknown_commit(swe_repo: SweRepo, tmp_path: Path) -> None:
+    bare = tmp_path / "bare.git"
+    _git(tmp_path, "clone", "-q", "--bare", str(swe_repo.repos_dir / "acme__calc"), str(bare))
+    with Workspace.create(bare, swe_repo.task.base_commit, root=tmp_path / "ws") as ws:
+        assert "return a - b" in (ws.path / "calc/__init__.py").read_text()
+        assert _git(ws.path, "log", "--format=%s").strip() == "buggy"  # history readable through the borrowed objects
+    with pytest.raises(GitError, match="'no-such-branch' is not a commit"):
+        Workspace.create(bare, "no-such-branch", root=tmp_path / "ws")
+    assert list((tmp_path / "ws").iterdir()) == []  # nothing left behind by the failure
