@@ -518,7 +518,7 @@ def sandbox_overhead(repos: Any, task: Any, work: Path, reps: int,
     # the sandbox's minimal environment, so both run the same `python` with the same settings
     env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin:/usr/bin:/bin"]),
            "HOME": str(work), "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
-    argv_of = getattr(sandbox, "_argv", None)  # private: the exact bwrap + ulimit argv Sandbox.run spawns
+    argv_of = getattr(sandbox, "_argv", None)  # private: the bwrap + bash argv Sandbox.run spawns (after its launcher)
     results: dict[str, Any] = {
         "isolated": bool(getattr(sandbox, "isolated", False)),
         "cgroup": getattr(sandbox, "_cgroup", None) is not None,
@@ -650,8 +650,8 @@ def print_report(results: dict[str, Any], console: Any) -> None:
         table.add_row(cmd, f"{row['sandbox_ms']:.1f}", f"{row['plain_ms']:.1f}", f"{row['ratio']:.1f}x",
                       f"{row['overhead_ms']:.1f}", f"{row['argv_ms']:.1f}" if "argv_ms" in row else "-")
     console.print(table)
-    console.print("  same argv, no Sandbox = Sandbox's bwrap + ulimit command line through subprocess.run "
-                  "(no cgroup join, no output pump, no kill sweep)")
+    console.print("  same argv, no Sandbox = Sandbox's bwrap + bash command line through subprocess.run "
+                  "(no launcher shell: no cgroup join or ulimits; no output pump, no kill sweep)")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -253,17 +253,20 @@ class _Cgroup:
             return None
         return parent / name
 
-    def join_argv(self) -> list[str]:
-        """A `sh` prefix that moves itself into the cgroup, then execs the rest of the argv.
+    def join_script(self) -> str:
+        """Shell code that moves its own shell into the cgroup, consuming the cgroup.procs paths before `--`.
 
         Joining from the child's own shell, not from a Python `preexec_fn`, lets
         subprocess start it with vfork: a preexec_fn forces a full fork of this
         process (costly for a big one, a loaded model say) on every command. A
         failed join exits `_JOIN_FAILED` with `_JOIN_MARKER` and runs nothing.
         """
-        script = (f'while [ "$1" != -- ]; do echo $$ 2>/dev/null > "$1" || {{ echo "{_JOIN_MARKER} $1" >&2; '
-                  f'exit {_JOIN_FAILED}; }}; shift; done; shift; exec "$@"')
-        return ["/bin/sh", "-c", script, "oec-cgroup-join", *self._procs_files, "--"]
+        return (f'while [ "$1" != -- ]; do echo $$ 2>/dev/null > "$1" || {{ echo "{_JOIN_MARKER} $1" >&2; '
+                f'exit {_JOIN_FAILED}; }}; shift; done; shift')
+
+    @property
+    def procs_files(self) -> list[str]:
+        return list(self._procs_files)
 
     def pids(self) -> set[int]:
         found: set[int] = set()
@@ -462,9 +465,19 @@ class Sandbox:
             limits.append(f"ulimit -u {self.limits.max_processes}")  # binds non-root users only
         return limits
 
+    def _launcher(self) -> list[str]:
+        """The shell that starts every command: it joins the cgroup, sets the per-process limits (inherited by
+        bwrap and all below it), then execs the rest of the argv. One shell, started with vfork, for all three.
+
+        `sh` where there is a cgroup; bash without one, for `ulimit -u` (dash's ulimit has no -u)."""
+        steps = [self._cgroup.join_script()] if self._cgroup else ["shift"]
+        files = self._cgroup.procs_files if self._cgroup else []
+        shell = "/bin/sh" if self._cgroup and Path("/bin/sh").exists() else "bash"
+        return [shell, "-c", "; ".join([*steps, *self._shell_limits(), 'exec "$@"']), "oec-sandbox", *files, "--"]
+
     def _argv(self, command: str) -> list[str]:
-        """bash applying the per-process limits, then running `command`; wrapped in bwrap if isolated."""
-        argv = ["bash", "-c", "; ".join([*self._shell_limits(), 'exec bash -c "$1"']), "oec-sandbox", command]
+        """`bash -c command`, wrapped in bwrap if isolated (`_launcher` goes in front of it)."""
+        argv = ["bash", "-c", command]
         if not self._isolated:
             return argv
         flags = _bwrap_flags(self.workspace, Path(self._tmp), self._hidden_by_tmp())
@@ -478,11 +491,8 @@ class Sandbox:
 
     def _spawn(self, command: str) -> subprocess.Popen[bytes]:
         """Start the command in its own session (so its group can be killed) and inside the cgroup."""
-        argv = self._argv(command)
-        if self._cgroup is not None:
-            argv = [*self._cgroup.join_argv(), *argv]
         proc = subprocess.Popen(
-            argv,
+            [*self._launcher(), *self._argv(command)],
             cwd=self.workspace,
             env=self._env,
             stdin=subprocess.DEVNULL,
