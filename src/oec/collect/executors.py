@@ -86,13 +86,9 @@ def failure_trajectory(job: RolloutJob, exc: BaseException | str) -> Trajectory:
         exit_reason="error", error=error, started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
-async def safe_rollout(job: RolloutJob) -> Trajectory:
-    """`run_rollout`, with any exception turned into the rollout's record (cancellation still propagates)."""
-    return await safe_grade(job, await safe_agent(job))
-
-
 async def safe_agent(job: RolloutJob) -> Trajectory:
-    """The agent phase (`run_agent`), with any exception turned into the rollout's record."""
+    """The agent phase (`run_agent`), with any exception turned into the rollout's record (cancellation
+    still propagates)."""
     try:
         return await run_agent(job.task, job.sample, job.config)
     except Exception as exc:

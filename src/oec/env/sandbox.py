@@ -54,6 +54,8 @@ _MIN_CEILING = 4 << 20        # ... but never before 4 MiB, so a chatty build lo
 _JOIN_MARKER = "oec-sandbox: cannot join the cgroup"
 _JOIN_FAILED = 125            # exit status of the join prefix when it could not join (the command never ran)
 
+_POSIX_SH = "/bin/sh" if Path("/bin/sh").exists() else "bash"  # the launcher's shell (dash starts faster)
+
 _warned: set[str] = set()
 
 
@@ -472,7 +474,7 @@ class Sandbox:
         `sh` where there is a cgroup; bash without one, for `ulimit -u` (dash's ulimit has no -u)."""
         steps = [self._cgroup.join_script()] if self._cgroup else ["shift"]
         files = self._cgroup.procs_files if self._cgroup else []
-        shell = "/bin/sh" if self._cgroup and Path("/bin/sh").exists() else "bash"
+        shell = _POSIX_SH if self._cgroup else "bash"
         return [shell, "-c", "; ".join([*steps, *self._shell_limits(), 'exec "$@"']), "oec-sandbox", *files, "--"]
 
     def _argv(self, command: str) -> list[str]:
