@@ -5,7 +5,8 @@ CPUs (small by default: a rollout mostly waits for its model server, and its
 commands are bounded by the sandbox, not by Ray) and one unit of the custom
 ``sandbox`` resource, so a node runs at most as many rollouts as it has
 sandbox slots (``ray start --resources '{"sandbox": N}'``). A local cluster
-started here gets ``--concurrency`` slots. Grading, CPU-bound where tests run
+started here gets ``--concurrency`` slots, and logical CPUs for those rollouts
+plus one grader per core. Grading, CPU-bound where tests run
 locally, is a separate task of `cpus_per_grading` CPUs (no sandbox slot), at
 most `grading_slots` at once: the next rollout's agent starts while the last
 one is graded, so the model servers are not left idle by slow tests.
@@ -29,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
+import os
 import time
 import warnings
 from collections.abc import AsyncGenerator, Sequence
@@ -102,7 +105,10 @@ class RayExecutor:
             if address:
                 ray.init(address=address, **(init_kwargs or {}))
             else:
-                kwargs: dict[str, Any] = {"include_dashboard": False,
+                # logical CPUs for all the rollouts' agents plus one grader per core, so that neither
+                # kind of task waits for the other on the one node (Ray's CPUs only count, they do not pin)
+                cpus = math.ceil(self.concurrency * cpus_per_rollout) + (os.cpu_count() or 1)
+                kwargs: dict[str, Any] = {"include_dashboard": False, "num_cpus": cpus,
                                           "resources": {SANDBOX_RESOURCE: float(self.concurrency)},
                                           **(init_kwargs or {})}
                 ray.init(**kwargs)
