@@ -342,12 +342,13 @@ def test_commands_run_inside_the_sandbox_cgroup(workspace: Path, isolation: str,
     with _make(workspace, isolation, marker) as sb:
         if sb._cgroup is None:
             pytest.skip("no writable cgroup here")
-        worker = threading.Thread(target=sb.run, args=("sleep 1.5",))
+        worker = threading.Thread(target=sb.run, args=("touch started; sleep 30",))
         worker.start()
-        deadline = time.monotonic() + 1.0
-        while not (mine := set(_processes_with(marker))) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 10.0
+        while not (workspace / "started").exists() and time.monotonic() < deadline:
             time.sleep(0.02)
-        in_group = sb._cgroup.pids()
+        mine, in_group = set(_processes_with(marker)), sb._cgroup.pids()  # the command runs: all are in
+        sb.close()  # aborts the sleep
         worker.join()
     assert mine and mine <= in_group, (mine, in_group)
 
