@@ -423,7 +423,7 @@ def run_level(*, server: ModelServer, repos: Any, suite: list, work: Path, concu
               grade: bool, variant: Variant, meter: OwnCpu) -> dict[str, Any]:
     """One concurrency level: `rollouts` bc rollouts through collect(); the numbers of the table row."""
     from oec.collect.episode import Limits
-    from oec.collect.executors import LocalExecutor
+    from oec.collect.executors import default_grading_slots
     from oec.collect.rollout import RolloutConfig
     from oec.models.registry import ModelOptions, make_provider
 
@@ -480,8 +480,7 @@ def run_level(*, server: ModelServer, repos: Any, suite: list, work: Path, concu
         "mean_agent_s": timings["agent_s"],
         "mean_grade_s": timings["grade_s"],
         "mean_grade_wait_s": timings["grade_wait_s"],  # agent phase done, queued for a grading slot
-        "grading_slots": (LocalExecutor(concurrency, grading_slots=variant.graders(concurrency)).grading_slots
-                          if grade else None),
+        "grading_slots": (variant.graders(concurrency) or default_grading_slots(concurrency)) if grade else None,
         # agent time beyond the model's own latency: sandbox commands, thread-pool and model-slot queueing
         "mean_agent_overhead_s": round(timings["agent_s"] - model_time, 3),
         "mean_client_call_s": _mean(client_latency),  # from taking a model slot to the parsed answer

@@ -25,18 +25,8 @@ def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
 
 
-@dataclass
-class SweRepo:
-    repos_dir: Path
-    task: Task
-    row: dict
-
-
-@pytest.fixture
-def swe_repo(tmp_path: Path) -> SweRepo:
-    """acme/calc with `add` broken at base_commit; a SWE-bench row (JSON-string test lists) describing it."""
-    repos_dir = tmp_path / "repos"
-    repo = repos_dir / "acme__calc"
+def make_calc_repo(repo: Path) -> dict:
+    """Create acme/calc at `repo`, `add` broken at its one commit; the SWE-bench row that describes the fix."""
     repo.mkdir(parents=True)
     _git(repo, "init", "-q", "-b", "main")
     for name, text in CLEAN.items():
@@ -52,10 +42,24 @@ def swe_repo(tmp_path: Path) -> SweRepo:
         fh.write(NEW_TEST)
     test_patch = _git(repo, "diff")
     _git(repo, "checkout", "-q", "--", ".")
-    row = {
+    return {
         "instance_id": "acme__calc-1", "repo": "acme/calc", "base_commit": base,
         "problem_statement": "add(2, 3) returns -1", "patch": patch, "test_patch": test_patch,
         "FAIL_TO_PASS": '["tests/test_calc.py::test_add"]', "PASS_TO_PASS": '["tests/test_calc.py::test_mul"]',
         "version": "0.1", "environment_setup_commit": base,
     }
+
+
+@dataclass
+class SweRepo:
+    repos_dir: Path
+    task: Task
+    row: dict
+
+
+@pytest.fixture
+def swe_repo(tmp_path: Path) -> SweRepo:
+    """acme/calc with `add` broken at base_commit; a SWE-bench row (JSON-string test lists) describing it."""
+    repos_dir = tmp_path / "repos"
+    row = make_calc_repo(repos_dir / "acme__calc")
     return SweRepo(repos_dir, Task.model_validate(row), row)

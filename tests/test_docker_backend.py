@@ -28,6 +28,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
+from conftest import CLEAN, _git, make_calc_repo
 from typer.testing import CliRunner
 
 from oec.agent.actions import Action
@@ -58,43 +59,9 @@ from docker.errors import ImageNotFound, NotFound
 UNREACHABLE = "tcp://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused at once
 
 
-# -- a tiny SWE-bench style repository (the same layout as conftest's acme/calc) ---------------------
-
-CLEAN = {
-    "calc/__init__.py": "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n",
-    "tests/test_calc.py": "from calc import add, mul\n\n\ndef test_mul():\n    assert mul(3, 4) == 12\n",
-    ".gitignore": "__pycache__/\n",
-}
-BUG = ("return a + b", "return a - b")
-NEW_TEST = "\n\ndef test_add():\n    assert add(2, 3) == 5\n"
-
-
-def _git(cwd: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
-
-
 def make_repo(repo: Path, image_name: str) -> Task:
-    """acme/calc with `add` broken at base_commit, as a task whose image is `image_name`."""
-    repo.mkdir(parents=True)
-    _git(repo, "init", "-q", "-b", "main")
-    for name, text in CLEAN.items():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_text(text.replace(*BUG) if name == "calc/__init__.py" else text)
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "buggy")
-    base = _git(repo, "rev-parse", "HEAD").strip()
-    (repo / "calc/__init__.py").write_text(CLEAN["calc/__init__.py"])
-    patch = _git(repo, "diff")
-    _git(repo, "checkout", "-q", "--", ".")
-    with open(repo / "tests/test_calc.py", "a") as fh:
-        fh.write(NEW_TEST)
-    test_patch = _git(repo, "diff")
-    _git(repo, "checkout", "-q", "--", ".")
-    return Task(instance_id="acme__calc-1", repo="acme/calc", base_commit=base, problem_statement="add is broken",
-                patch=patch, test_patch=test_patch, FAIL_TO_PASS=["tests/test_calc.py::test_add"],
-                PASS_TO_PASS=["tests/test_calc.py::test_mul"], image_name=image_name)
+    """conftest's acme/calc (`add` broken at base_commit), as a task whose image is `image_name`."""
+    return Task.model_validate({**make_calc_repo(repo), "image_name": image_name})
 
 
 # -- HostDocker: a fake client whose container is a folder and whose execs are local processes -------

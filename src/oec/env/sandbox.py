@@ -397,6 +397,11 @@ class Sandbox:
             _warn_once("nproc", "oec sandbox: no writable cgroup with a pids controller, so max_processes "
                                 "is NOT enforced (ulimit -u does not bind root): a fork bomb is not contained")
         self._finalizer = weakref.finalize(self, _cleanup, self._cgroup, self._tmp)
+        # what goes before every command is fixed for the sandbox's life: built once, not per command
+        self._launch = self._launcher()
+        self._bwrap = ([shutil.which("bwrap") or "bwrap", *_bwrap_flags(self.workspace, Path(self._tmp),
+                                                                          self._hidden_by_tmp()), "--"]
+                       if self._isolated else [])
         self._lock = threading.Lock()        # one command at a time: they share the cgroup
         self._proc_lock = threading.Lock()   # guards _proc between run() and close()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -478,12 +483,8 @@ class Sandbox:
         return [shell, "-c", "; ".join([*steps, *self._shell_limits(), 'exec "$@"']), "oec-sandbox", *files, "--"]
 
     def _argv(self, command: str) -> list[str]:
-        """`bash -c command`, wrapped in bwrap if isolated (`_launcher` goes in front of it)."""
-        argv = ["bash", "-c", command]
-        if not self._isolated:
-            return argv
-        flags = _bwrap_flags(self.workspace, Path(self._tmp), self._hidden_by_tmp())
-        return [shutil.which("bwrap") or "bwrap", *flags, "--", *argv]
+        """`bash -c command`, wrapped in bwrap if isolated (the launcher goes in front of it)."""
+        return [*self._bwrap, "bash", "-c", command]
 
     def _hidden_by_tmp(self) -> list[Path]:
         """Interpreter/PATH/read-only directories under /tmp, which the sandbox's private /tmp would hide."""
@@ -494,7 +495,7 @@ class Sandbox:
     def _spawn(self, command: str) -> subprocess.Popen[bytes]:
         """Start the command in its own session (so its group can be killed) and inside the cgroup."""
         proc = subprocess.Popen(
-            [*self._launcher(), *self._argv(command)],
+            [*self._launch, *self._argv(command)],
             cwd=self.workspace,
             env=self._env,
             stdin=subprocess.DEVNULL,
