@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from oec.cache import cache_root
+
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CHECKPOINT_DIRNAME = "smollm2-135m-instruct"
 #: written last into a materialized checkpoint; records where it came from
@@ -36,14 +38,6 @@ def set_offline() -> None:
     """Forbid Hugging Face Hub downloads in this process (before transformers is imported, ideally)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-def cache_root(cache_dir: Path | None = None) -> Path:
-    """`cache_dir`, else `$OEC_CACHE_DIR`, else `~/.cache/oec`."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("OEC_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "oec"
 
 
 def smollm2_gguf() -> Path:

@@ -26,6 +26,8 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from oec.cache import cache_root
+from oec.env.host_env import scrubbed_env
 from oec.tasks.model import Task
 
 __all__ = [
@@ -92,13 +94,8 @@ def inject_commit_message(instance_id: str) -> str:
 
 
 def _git_env() -> dict[str, str]:
-    """The caller's environment minus anything that redirects git or changes commit bytes."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(_IDENTITY)
-    env["GIT_CONFIG_NOSYSTEM"] = "1"
-    env["GIT_CONFIG_GLOBAL"] = os.devnull
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    return env
+    """Nothing of the caller's environment (no secret, no config that redirects git or changes commit bytes)."""
+    return scrubbed_env(_IDENTITY)
 
 
 def git(repo: Path, *args: str, stdin: str | None = None) -> str:
@@ -199,11 +196,6 @@ def _content_hash() -> str:
     return digest.hexdigest()
 
 
-def _default_cache_root() -> Path:
-    configured = os.environ.get("OEC_CACHE_DIR")
-    return Path(configured) if configured else Path.home() / ".cache" / "oec"
-
-
 def bundled_repos_dir(cache_dir: Path | None = None) -> Path:
     """A repos folder holding one git repo per bundled project, built once and reused.
 
@@ -211,7 +203,7 @@ def bundled_repos_dir(cache_dir: Path | None = None) -> Path:
     so concurrent callers never see a half-built folder; a caller that loses
     the race drops its copy and uses the winner's.
     """
-    root = Path(cache_dir) if cache_dir is not None else _default_cache_root()
+    root = Path(cache_dir) if cache_dir is not None else cache_root()
     final = root / f"bundled-repos-{_content_hash()[:16]}"
     if final.is_dir():
         return final
