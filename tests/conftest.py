@@ -63,3 +63,19 @@ def swe_repo(tmp_path: Path) -> SweRepo:
     repos_dir = tmp_path / "repos"
     row = make_calc_repo(repos_dir / "acme__calc")
     return SweRepo(repos_dir, Task.model_validate(row), row)
+
+
+def diff_after(task: Task, repos_dir: Path, files: dict[str, str | None]) -> str:
+    """The patch a rollout would submit after setting `files` (None: deleting) in a fresh workspace of `task`."""
+    from oec.env.repos import RepoIndex
+    from oec.env.session import open_session
+
+    with open_session(task, RepoIndex([repos_dir])) as session:
+        for name, text in files.items():
+            target = session.path / name
+            if text is None:
+                target.unlink()
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+        return session.diff()

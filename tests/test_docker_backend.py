@@ -49,7 +49,6 @@ from oec.env.docker_shell import checkout_script, diff_script, reap_script, wrap
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import Limits, Sandbox
 from oec.env.session import EnvSession, open_session
-from oec.env.workspace import Workspace
 from oec.grading.grader import grade
 from oec.tasks.model import Task
 
@@ -114,7 +113,7 @@ class HostContainer:
         self.scripts: list[str] = []
 
     def host(self, text: str) -> str:
-        for prefix in ("/testbed", "/opt/oec-tools", "/tmp/oec-grading.diff"):
+        for prefix in ("/testbed", "/opt/oec-tools", "/tmp/oec-stage"):
             text = text.replace(prefix, str(self.root) + prefix)
         return text
 
@@ -326,26 +325,49 @@ def test_markers_are_checked_before_they_reach_shell_text() -> None:
 
 
 def test_checkout_and_diff_scripts_match_the_local_workspace(tmp_path: Path) -> None:
-    task = make_repo(tmp_path / "repo", "img")
+    task = make_repo(tmp_path / "acme__calc", "img")
     clone = tmp_path / "clone"
-    _git(tmp_path, "clone", "-q", str(tmp_path / "repo"), str(clone))
+    _git(tmp_path, "clone", "-q", str(tmp_path / "acme__calc"), str(clone))
     (clone / "calc/__init__.py").write_text("dirty\n")
     (clone / "junk.txt").write_text("untracked\n")
+    (clone / "build.log").write_text("ignored, part of the environment\n")
+    (clone / ".git/info/exclude").write_text("build.log\n")
     out = subprocess.run(["bash", "-c", checkout_script(task.base_commit)], cwd=clone, capture_output=True, text=True)
-    assert out.returncode == 0 and out.stdout.strip() == task.base_commit
+    assert out.returncode == 0 and out.stdout.strip() == task.base_commit, out.stderr
     assert not (clone / "junk.txt").exists() and "return a - b" in (clone / "calc/__init__.py").read_text()
+    assert (clone / "build.log").exists()
     script = checkout_script(task.base_commit)
     assert "checkout --quiet --force --detach" in script and "clean -fdq" in script and "-fdqx" not in script
 
-    with Workspace.create(tmp_path / "repo", task.base_commit, root=tmp_path / "ws") as ws:
-        for tree in (clone, ws.path):
+    with open_session(task, RepoIndex([tmp_path])) as session:
+        for tree in (clone, session.path):
             (tree / "calc/__init__.py").write_text(CLEAN["calc/__init__.py"])
             (tree / "new.bin").write_bytes(b"\x00\x01binary")
-        expected = ws.diff()
+        expected = session.diff()
     script = diff_script(task.base_commit)
-    assert "add -A" in script and f"diff --cached --binary --no-color --no-ext-diff {task.base_commit}" in script
+    assert "add -A" in script and "diff --cached --binary --no-color --no-ext-diff" in script
     got = subprocess.run(["bash", "-c", script], cwd=clone, capture_output=True, text=True)
     assert got.returncode == 0 and got.stdout == expected and "GIT binary patch" in expected
+
+
+def test_the_containers_history_is_cut_to_the_base_commit(tmp_path: Path) -> None:
+    """SWE-bench images clone whole repositories: the commits after base (the fix) must not stay readable."""
+    task = make_repo(tmp_path / "repo", "img")
+    repo = tmp_path / "repo"
+    (repo / "calc/__init__.py").write_text(CLEAN["calc/__init__.py"])
+    _git(repo, "commit", "-qam", "the fix")
+    _git(repo, "tag", "v2")
+    fixed_blob = _git(repo, "rev-parse", "HEAD:calc/__init__.py").strip()
+    clone = tmp_path / "testbed"
+    _git(tmp_path, "clone", "-q", str(repo), str(clone))
+    _git(clone, "stash", "list")
+    out = subprocess.run(["bash", "-c", checkout_script(task.base_commit)], cwd=clone, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == task.base_commit, out.stderr
+    assert _git(clone, "log", "--all", "--format=%H").split() == [task.base_commit]
+    assert _git(clone, "for-each-ref").strip() == "" and _git(clone, "status", "--short").strip() == ""
+    objects = _git(clone, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)").split()
+    assert fixed_blob not in objects and len(objects) == 7  # commit, 3 trees, 3 blobs
+    assert (clone / ".git/shallow").read_text().strip() == task.base_commit
 
 
 # -- errors when no engine answers: the real SDK against this machine -----------------------------------

@@ -15,7 +15,7 @@ from oec.collect.schedules import Strategy, SwitchSampler
 from oec.collect.seeding import derive_seed, rollout_rng
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import Limits as SandboxLimits
-from oec.env.session import EnvBackend, EnvSession, Isolation, open_session
+from oec.env.session import EnvBackend, EnvSession, Isolation, PatchUnavailable, open_session
 from oec.grading.grader import grade
 from oec.models.registry import ModelProvider
 from oec.tasks.model import Task
@@ -98,7 +98,10 @@ async def run_agent(task: Task, sample_index: int, config: RolloutConfig) -> Tra
         record.exit_reason = await episode.run(env)
         record.error = episode.detail
         record.timings["agent_s"] = round(time.monotonic() - agent_started, 3)
-        record.patch = await asyncio.to_thread(env.diff)
+        try:
+            record.patch = await asyncio.to_thread(env.diff)
+        except PatchUnavailable as exc:  # the model broke its own repository: its patch is empty, graded as such
+            record.patch, record.error = "", f"no patch: {exc}"
     except Exception as exc:  # a broken environment ends this rollout only
         record.exit_reason, record.error = "env_error", f"{type(exc).__name__}: {exc}"
     finally:

@@ -51,11 +51,13 @@ from oec.env.sandbox import (  # the local sandbox's output cap: both backends t
     _MIN_CEILING,
     CommandResult,
     Limits,
+    PatchUnavailable,
     SandboxError,
     _OutputCap,
     command_result,
 )
 from oec.env.leftovers import pid_alive
+from oec.grading.report_plugin import PYTEST_REPORT_PLUGIN
 from oec.tasks.model import Task
 
 if TYPE_CHECKING:
@@ -82,6 +84,9 @@ log = logging.getLogger(__name__)
 DEFAULT_SETUP = ("if [ -d /opt/miniconda3/envs/testbed ]; then "
                  ". /opt/miniconda3/bin/activate && conda activate testbed; fi")
 EDITOR_DIR = PurePosixPath("/opt/oec-tools")  # outside the repository, so never in the diff
+PLUGIN_DIR = EDITOR_DIR / "pytest"            # oec's pytest report plugin, alone in its folder
+STAGE_DIR = PurePosixPath("/tmp/oec-stage")    # files of oec's own commands (patches to apply, test reports)
+TRUSTED_TIMEOUT_S = 600                        # oec's own git in a repository the model may have configured
 LABEL = "oec.session"                          # every container oec starts carries it (see remove_orphans)
 _WATCHDOG_GRACE_S = 10.0   # the in-container `timeout` should have ended the command by then
 _EXIT_POLL_S = 5.0         # how long to wait for the engine to report an exec's exit code
@@ -299,6 +304,7 @@ class DockerSession:
         self.base_commit = task.base_commit
         #: what `oec.agent.tools` runs the editor with: the in-container copy of editor_script.py
         self.editor_command_prefix = f"python3 {EDITOR_DIR / 'editor_script.py'}"
+        self.pytest_plugin_dir = str(PLUGIN_DIR)
         self._client = client
         self._container = container
         self._lock = threading.Lock()      # one command at a time, as in the local sandbox
@@ -382,7 +388,7 @@ class DockerSession:
         """Everything changed since base_commit, never truncated (it is the rollout's patch)."""
         code, out, err = self.exec_trusted(diff_script(self.base_commit))
         if code != 0:
-            raise DockerBackendError(f"git diff failed in {self.image}: {err.strip() or out.strip()}")
+            raise PatchUnavailable(f"git diff failed in {self.image}: {err.strip()[-500:] or out.strip()[-500:]}")
         return out
 
     def checkpoint(self, message: str) -> None:
@@ -406,17 +412,29 @@ class DockerSession:
             raise DockerBackendError(f"could not copy {target} into the container of {self.image}")
 
     def exec_trusted(self, script: str) -> tuple[int, str, str]:
-        """Run oec's own shell (git) in the repository: no deadline, no output cap, no task setup.
+        """Run oec's own shell (git) in the repository: no output cap, no task setup, a generous deadline.
 
-        Returns (exit code, stdout, stderr); only for commands oec writes, never the model's.
+        Returns (exit code, stdout, stderr); only for commands oec writes, never the model's. It runs in
+        the container, as everything that reads a repository the model could configure must.
         """
         with self._lock:
             if self._closed:
                 raise SandboxError("sandbox is closed")
-            result = self._container.exec_run(["bash", "-c", script], stdout=True, stderr=True,
-                                              workdir=str(self.path), demux=True)
+            result = self._container.exec_run(["timeout", "-s", "KILL", str(TRUSTED_TIMEOUT_S), "bash", "-c", script],
+                                              stdout=True, stderr=True, workdir=str(self.path), demux=True)
         out, err = result.output if isinstance(result.output, tuple) else (result.output, b"")
         return int(result.exit_code if result.exit_code is not None else -1), _text(out), _text(err)
+
+    def stage_file(self, name: str, data: bytes) -> str:
+        """A file for oec's own commands (a patch to apply, a report to fill), outside the repository."""
+        path = str(STAGE_DIR / name)
+        self.write_file(path, data)
+        return path
+
+    def read_staged(self, name: str, *, limit: int) -> bytes:
+        """What a command left in a staged file (a test report), at most `limit` bytes."""
+        code, out, _ = self.exec_trusted(f"head -c {int(limit)} {shlex.quote(str(STAGE_DIR / name))}")
+        return out.encode("utf-8") if code == 0 else b""
 
     def close(self) -> None:
         """Kill a command still running (from another thread), then remove the container."""
@@ -445,8 +463,10 @@ class DockerSession:
         return out
 
     def _install_editor(self) -> None:
-        """Copy editor_script.py in and pick a Python >= 3.6 to run it (conda's base one on SWE-bench images)."""
+        """Copy editor_script.py and the pytest report plugin in, and pick a Python >= 3.6 for the editor
+        (conda's base one on SWE-bench images)."""
         self.write_file(str(EDITOR_DIR / "editor_script.py"), _editor_script())
+        self.write_file(str(PLUGIN_DIR / PYTEST_REPORT_PLUGIN.name), PYTEST_REPORT_PLUGIN.read_bytes())
         code, out, _ = self.exec_trusted(find_python_script())
         if code == 0 and out.strip():
             self.editor_command_prefix = f"{out.strip().splitlines()[-1]} {EDITOR_DIR / 'editor_script.py'}"

@@ -14,8 +14,10 @@ wrapped in a small script that bounds it from the inside:
   command's own shell, and the command itself is run by `exec bash -c "$1"`,
   exactly as the local sandbox runs it.
 
-Git commands here are oec's own (checkout, diff, checkpoint), run without these
-wrappers: they are trusted and their output must never be truncated.
+Git commands here are oec's own (checkout, diff, checkpoint; the text is
+`oec.env.git_scripts`', shared with the local sandbox), run without these
+wrappers but inside the container, never on the host: the repository is the
+model's to configure, and their output must never be truncated.
 """
 
 from __future__ import annotations
@@ -23,20 +25,21 @@ from __future__ import annotations
 import re
 import shlex
 
+from oec.env.git_scripts import GIT, GIT_ENV, checkpoint_script, diff_script, reset_script
+
 __all__ = [
     "MARKER_VAR",
     "checkout_script",
     "checkpoint_script",
     "diff_script",
     "find_python_script",
+    "isolate_history_script",
     "reap_script",
     "reset_script",
     "wrap_command",
 ]
 
 MARKER_VAR = "OEC_EXEC"
-#: git with the same settings as the host's `oec.env.git.git`: any owner's repo, no CRLF rewriting
-_GIT = "git -c safe.directory='*' -c core.autocrlf=false"
 _MARKER_RE = re.compile(r"[0-9a-f]{16,64}")
 _REAP_ROUNDS = 50  # a forking command keeps adding processes; pids_limit bounds how many each round finds
 
@@ -86,31 +89,43 @@ def wrap_command(command: str, *, timeout_s: float, marker: str, setup: str | No
 
 
 def checkout_script(commit: str) -> str:
-    """Put the repository at `commit` with no local changes; print the full sha.
+    """Put the repository at `commit` with no local changes, and with no history: print the full sha.
 
     `git clean` without -x: ignored files (build outputs, *.egg-info of an editable
-    install baked into the image) are part of the environment and must stay.
+    install baked into the image) are part of the environment and must stay. Then
+    `isolate_history_script`: the image's repository holds the commits after base
+    (SWE-bench clones the whole repository), the fix among them.
     """
     ref = shlex.quote(commit)
-    return (f"{_GIT} checkout --quiet --force --detach {ref} && {_GIT} clean -fdq && "
-            f"{_GIT} rev-parse HEAD")
+    return (f"{GIT_ENV}\n{GIT} checkout --quiet --force --detach {ref} && {GIT} clean -fdq || "
+            "exit 1\n"
+            f"{isolate_history_script()}")
 
 
-def diff_script(base_commit: str) -> str:
-    """Everything changed since base_commit, new files included (the same as the local Workspace.diff)."""
-    return (f"{_GIT} add -A && "
-            f"{_GIT} diff --cached --binary --no-color --no-ext-diff {shlex.quote(base_commit)}")
+def isolate_history_script() -> str:
+    """Replace the repository's `.git` by one holding only HEAD's commit and tree, marked shallow; print HEAD.
 
-
-def checkpoint_script(message: str) -> str:
-    """Commit the tree so that `reset_script` comes back here (grading: candidate patch, then test_patch)."""
-    return (f"{_GIT} add -A && {_GIT} -c user.name=oec -c user.email=oec@localhost "
-            f"commit --quiet --allow-empty --no-verify -m {shlex.quote(message)}")
-
-
-def reset_script() -> str:
-    """Back to the last checkpoint (between patch application attempts)."""
-    return f"{_GIT} reset --quiet --hard HEAD && {_GIT} clean -fdq"
+    The working tree and the ignore rules (`.git/info/exclude`) are kept; every
+    other commit, ref, tag, reflog, stash and object is gone, so no command in
+    the container can read what came after (or before) the base.
+    """
+    return f"{GIT_ENV}\n" + " && ".join([
+        f"oec_head=$({GIT} rev-parse --verify HEAD^{{commit}})",
+        "oec_tmp=$(mktemp -d /tmp/oec-history.XXXXXX)",
+        f'{GIT} rev-list --objects --no-walk "$oec_head" | {GIT} pack-objects --quiet "$oec_tmp/pack" >/dev/null',
+        '{ cp .git/info/exclude "$oec_tmp/exclude" 2>/dev/null || true; }',
+        "rm -rf .git",
+        f"{GIT} init --quiet --template= .",
+        "mkdir -p .git/objects/pack .git/info",
+        'mv "$oec_tmp"/pack-*.pack "$oec_tmp"/pack-*.idx .git/objects/pack/',
+        '{ mv "$oec_tmp/exclude" .git/info/exclude 2>/dev/null || true; }',
+        'echo "$oec_head" > .git/shallow',
+        f'{GIT} update-ref --no-deref HEAD "$oec_head"',
+        f"{GIT} read-tree HEAD",
+        f"{{ {GIT} update-index -q --refresh >/dev/null || true; }}",
+        'rm -rf "$oec_tmp"',
+        f"{GIT} rev-parse HEAD",
+    ])
 
 
 def find_python_script() -> str:

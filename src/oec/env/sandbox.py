@@ -26,6 +26,7 @@ import os
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["CommandResult", "Limits", "Sandbox", "SandboxError", "SandboxWarning", "bwrap_available"]
+from oec.env.host_env import scrubbed_env
+from oec.env.mounts import bwrap_args, interpreter_roots, python_env_roots
+
+__all__ = ["CommandResult", "Limits", "PatchUnavailable", "Sandbox", "SandboxError", "SandboxWarning", "bwrap_available"]
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +60,18 @@ _JOIN_FAILED = 125            # exit status of the join prefix when it could not
 
 _POSIX_SH = "/bin/sh" if Path("/bin/sh").exists() else "bash"  # the launcher's shell (dash starts faster)
 
+#: oec's own commands (a rollout's diff) may print this much before they are refused as too big
+TRUSTED_OUTPUT_BYTES = 64 << 20
+
 _warned: set[str] = set()
 
 
 class SandboxError(RuntimeError):
     """The sandbox cannot be set up as asked (missing bubblewrap, bad workspace, closed)."""
+
+
+class PatchUnavailable(SandboxError):
+    """A workspace's diff cannot be read (the model broke or deleted its `.git`): the rollout has no patch."""
 
 
 class SandboxWarning(RuntimeWarning):
@@ -93,36 +104,19 @@ def _warn_once(key: str, message: str) -> None:
         warnings.warn(message, SandboxWarning, stacklevel=3)
 
 
-def _bwrap_flags(workspace: Path, tmp: Path, extra_ro: Sequence[Path] = ()) -> list[str]:
-    """bubblewrap flags: read-only system, private /tmp, writable workspace, no namespaces shared.
-
-    `tmp` (a directory of the sandbox's own) is mounted on /tmp, so scratch files
-    persist from one command to the next, as they would on a normal machine, but
-    nothing else sees them. Mount order matters: /tmp is laid first so that a
-    workspace (or a venv in `extra_ro`) that lives under /tmp is bound on top of
-    it, not hidden by it.
-    """
-    flags = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--bind", str(tmp), "/tmp"]
-    for path in extra_ro:
-        flags += ["--ro-bind", str(path), str(path)]
-    flags += ["--bind", str(workspace), str(workspace),
-              "--unshare-all", "--die-with-parent", "--cap-drop", "ALL", "--new-session",
-              "--chdir", str(workspace)]
-    return flags
-
-
 @functools.lru_cache(maxsize=1)
 def bwrap_available() -> bool:
     """Whether bubblewrap is installed AND works here (it can be present but refused namespaces)."""
     exe = shutil.which("bwrap")
     if exe is None:
         return False
-    tmp = Path(tempfile.gettempdir())
-    probe = [exe, *_bwrap_flags(tmp, tmp), "--", "true"]
-    try:
-        return subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=30).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+    with tempfile.TemporaryDirectory(prefix="oec-bwrap-probe-") as tmp:
+        probe = [exe, *bwrap_args(Path(tmp), Path(tmp)), "--", "true"]
+        try:
+            return subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+                                  env=scrubbed_env()).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            return False
 
 
 class _OutputCap:
@@ -327,6 +321,11 @@ def _cleanup(cgroup: _Cgroup | None, tmp: str) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _check_scratch_name(name: str) -> None:
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"not a plain file name: {name!r}")
+
+
 def _has_exited(proc: subprocess.Popen[bytes]) -> bool:
     """Whether the process has exited, WITHOUT reaping it: its pid (= our process group id)
     stays reserved, so killing the group afterwards cannot hit a stranger that reused the pid."""
@@ -370,8 +369,10 @@ class Sandbox:
         isolation: Literal["auto", "bwrap", "none"] = "auto",
         read_only: Sequence[Path] = (),
     ) -> None:
-        """`read_only`: folders commands must be able to read even where the private /tmp would hide
-        them (e.g. the source repo whose objects a `git clone --shared` workspace borrows)."""
+        """`read_only`: folders or files commands may read besides the system, the interpreter and the
+        workspace (a base store, oec's tool scripts); under bubblewrap nothing else of the host is there
+        (`oec.env.mounts`). `path_prepend`: bin folders of a task's own Python, first on PATH and shown
+        read-only with the installation they belong to."""
         workspace = Path(workspace).resolve()
         if not workspace.is_dir():
             raise SandboxError(f"sandbox workspace {workspace} is not a directory")
@@ -399,8 +400,8 @@ class Sandbox:
         self._finalizer = weakref.finalize(self, _cleanup, self._cgroup, self._tmp)
         # what goes before every command is fixed for the sandbox's life: built once, not per command
         self._launch = self._launcher()
-        self._bwrap = ([shutil.which("bwrap") or "bwrap", *_bwrap_flags(self.workspace, Path(self._tmp),
-                                                                          self._hidden_by_tmp()), "--"]
+        self._bwrap = ([shutil.which("bwrap") or "bwrap", *bwrap_args(self.workspace, Path(self._tmp),
+                                                                        self._visible()), "--"]
                        if self._isolated else [])
         self._lock = threading.Lock()        # one command at a time: they share the cgroup
         self._proc_lock = threading.Lock()   # guards _proc between run() and close()
@@ -441,6 +442,49 @@ class Sandbox:
         if exit_code == _JOIN_FAILED and self._cgroup is not None and cap.text().startswith(_JOIN_MARKER):
             raise SandboxError(f"{cap.text().strip()}: the command was not run (was the cgroup removed?)")
         return command_result(command, cap, reason, exit_code, timeout, ceiling, time.monotonic() - start)
+
+    def run_trusted(self, script: str, *, timeout_s: float | None = None,
+                    max_output_bytes: int = TRUSTED_OUTPUT_BYTES) -> tuple[int, str, str]:
+        """Run oec's own shell (git on a workspace a model has written) in the sandbox, never on the host.
+
+        Returns (exit code, stdout, stderr): stdout whole (a patch must never be cut), stderr apart, read
+        back from the sandbox's private /tmp under a name no command could guess. Raises SandboxError when
+        the script ran out of time or printed more than `max_output_bytes`.
+        """
+        name = f"oec-stderr-{uuid.uuid4().hex}"
+        inside = f"{self.scratch_inside}/{name}"
+        result = self.run(f"exec 2>{inside}\n{script}", timeout_s=timeout_s, output_bytes=max_output_bytes)
+        stderr = self.read_scratch(name, limit=1 << 20).decode("utf-8", errors="replace")
+        if result.timed_out:
+            raise SandboxError(f"oec's own command ran out of time in the sandbox: {stderr[-500:]}")
+        if result.truncated or result.killed_reason:
+            raise SandboxError(f"oec's own command printed more than {max_output_bytes} bytes in the sandbox")
+        return (result.exit_code if result.exit_code is not None else -1), result.output, stderr
+
+    @property
+    def scratch_inside(self) -> str:
+        """The sandbox's private /tmp as commands see it (the host folder itself when not isolated)."""
+        return "/tmp" if self._isolated else self._tmp
+
+    def write_scratch(self, name: str, data: bytes) -> str:
+        """Put a file in the sandbox's private /tmp (a patch to apply, say); return its path inside."""
+        _check_scratch_name(name)
+        fd = os.open(Path(self._tmp) / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return f"{self.scratch_inside}/{name}"
+
+    def read_scratch(self, name: str, *, limit: int) -> bytes:
+        """Read a file a command left in the private /tmp; never through a symlink, at most `limit` bytes."""
+        _check_scratch_name(name)
+        try:
+            fd = os.open(Path(self._tmp) / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return b""
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return b""
+            return fh.read(limit)
 
     def close(self) -> None:
         """Kill a command still running (from another thread), then release the cgroup and private /tmp."""
@@ -486,11 +530,12 @@ class Sandbox:
         """`bash -c command`, wrapped in bwrap if isolated (the launcher goes in front of it)."""
         return [*self._bwrap, "bash", "-c", command]
 
-    def _hidden_by_tmp(self) -> list[Path]:
-        """Interpreter/PATH/read-only directories under /tmp, which the sandbox's private /tmp would hide."""
-        wanted = [*self._path_prepend, Path(sys.prefix), *self._read_only]
-        return [p for p in wanted
-                if p.is_relative_to("/tmp") and not p.is_relative_to(self.workspace) and p.exists()]
+    def _visible(self) -> list[Path]:
+        """What commands may read besides the system and the workspace: interpreters, then `read_only`."""
+        roots = [*interpreter_roots()]
+        for bin_dir in self._path_prepend:
+            roots += python_env_roots(bin_dir)
+        return [*roots, *self._read_only]
 
     def _spawn(self, command: str) -> subprocess.Popen[bytes]:
         """Start the command in its own session (so its group can be killed) and inside the cgroup."""

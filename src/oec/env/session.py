@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Union
 
 from oec.agent.tools import EDITOR_SCRIPT
+from oec.env.git_scripts import checkpoint_script, diff_script, reset_script
 from oec.env.repos import RepoIndex
-from oec.env.sandbox import CommandResult, Limits, Sandbox
+from oec.env.sandbox import CommandResult, Limits, PatchUnavailable, Sandbox, SandboxError
 from oec.env.workspace import Workspace
+from oec.grading.report_plugin import PYTEST_REPORT_PLUGIN
 from oec.tasks.model import Task
 
 if TYPE_CHECKING:
@@ -25,7 +27,11 @@ Isolation = Literal["auto", "bwrap", "none"]
 EnvBackend = Union[Literal["local", "docker"], "DockerConfig"]
 ENV_BACKENDS = ("local", "docker")
 #: the str_replace_editor script (a standalone file of oec.agent, run inside the sandbox)
-_EDITOR_SCRIPT = Path(__file__).resolve().parents[1] / "agent" / "editor_script.py"
+_EDITOR_SCRIPT = EDITOR_SCRIPT.resolve()
+#: oec's files that sandboxed commands run, each shown alone (never the folders around them)
+TOOL_FILES = (_EDITOR_SCRIPT, PYTEST_REPORT_PLUGIN)
+#: oec's own git in a workspace (a diff, a commit) gets this long; a model's repository may slow it down
+TRUSTED_TIMEOUT_S = 600.0
 
 
 class EnvSession:
@@ -54,10 +60,15 @@ class EnvSession:
         # site-packages hold the pytest plugins of oec's dependencies (anyio, pytest-timeout), not the task's:
         # pytest must not load them (scanning for them is also half its start-up, ~0.17 CPU s a run)
         env = None if task.python_env else {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-        # the workspace borrows the repo's git objects, and the editor tool runs oec's own script: both must stay
-        # readable when they live under /tmp (a clone in /tmp, CI), which the sandbox's private /tmp would hide
-        sandbox = Sandbox(workspace.path, limits=limits or Limits(), env=env, path_prepend=path_prepend,
-                          isolation=isolation, read_only=[repo, EDITOR_SCRIPT.parent])
+        # visible besides the system and the interpreter: the base commit's own objects (never the source
+        # repo, whose history and working tree hold the fix) and oec's tool scripts, file by file
+        visible = [p for p in (workspace.store, *TOOL_FILES) if p is not None]
+        try:
+            sandbox = Sandbox(workspace.path, limits=limits or Limits(), env=env, path_prepend=path_prepend,
+                              isolation=isolation, read_only=visible)
+        except BaseException:
+            workspace.close()
+            raise
         return cls(task, workspace, sandbox)
 
     @property
@@ -65,19 +76,49 @@ class EnvSession:
         return self.workspace.path
 
     @property
+    def pytest_plugin_dir(self) -> str:
+        """The folder of oec's pytest report plugin as commands see it (the plugin file alone is shown)."""
+        return str(PYTEST_REPORT_PLUGIN.parent)
+
+    @property
     def editor_command_prefix(self) -> str:
         """How `oec.agent.tools` runs the str_replace_editor script here: the host's copy, sandbox's python."""
         return f"python {shlex.quote(str(_EDITOR_SCRIPT))}"
-
-    def checkpoint(self, message: str) -> None:
-        """Commit the tree so that a failed patch attempt resets to here (grading)."""
-        self.workspace.checkpoint(message)
 
     def run(self, command: str, *, timeout_s: float | None = None, output_bytes: int | None = None) -> CommandResult:
         return self.sandbox.run(command, timeout_s=timeout_s, output_bytes=output_bytes)
 
     def diff(self) -> str:
-        return self.workspace.diff()
+        """Everything changed since base_commit: the rollout's patch, read by git INSIDE the sandbox."""
+        code, out, err = self.exec_trusted(diff_script(self.workspace.base_commit))
+        if code != 0:
+            raise PatchUnavailable(f"the workspace's git cannot diff (exit {code}): {err.strip()[-500:]}")
+        return out
+
+    def checkpoint(self, message: str) -> None:
+        """Commit the tree so that a failed patch attempt resets to here (grading)."""
+        self._check(checkpoint_script(message), "git commit")
+
+    def reset(self) -> None:
+        """Back to the last checkpoint (base_commit if none)."""
+        self._check(reset_script(), "git reset")
+
+    def exec_trusted(self, script: str) -> tuple[int, str, str]:
+        """Run oec's own shell in the sandbox: (exit code, stdout whole, stderr)."""
+        return self.sandbox.run_trusted(script, timeout_s=TRUSTED_TIMEOUT_S)
+
+    def stage_file(self, name: str, data: bytes) -> str:
+        """A file for oec's own commands (a patch to apply), where only they look; returns its path inside."""
+        return self.sandbox.write_scratch(name, data)
+
+    def read_staged(self, name: str, *, limit: int) -> bytes:
+        """A file a command left where `stage_file` puts them (a test report), at most `limit` bytes."""
+        return self.sandbox.read_scratch(name, limit=limit)
+
+    def _check(self, script: str, what: str) -> None:
+        code, out, err = self.exec_trusted(script)
+        if code != 0:
+            raise SandboxError(f"{what} failed in the workspace: {(err or out).strip()[-500:]}")
 
     def close(self) -> None:
         self.sandbox.close()

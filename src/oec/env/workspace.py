@@ -1,26 +1,30 @@
-"""A throwaway checkout of a repository at one commit, and its diff against that commit.
+"""A throwaway checkout of a repository at one commit, with no way back to anything else.
 
-Made the way `git clone --shared` would, without its transport: a fresh
-repository whose objects are borrowed from the source repo (an `alternates`
-entry), then a checkout of the commit. Nothing is copied but the working
-files, so creating one costs about as much as writing them out (two git
-processes, about 7 ms for a small repo against 12 to 19 for clone + checkout),
-and many rollouts can check out the same repo at once.
+Made without `git clone`'s transport: a fresh repository whose objects are
+borrowed (an `alternates` entry) from the base commit's own store
+(`oec.env.base_store`: that commit and its tree, nothing more), with the
+commit marked shallow, then a checkout. Nothing is copied but the working
+files, so a workspace costs about as much as writing them out, and many
+rollouts can check out the same commit at once.
+
+The host's git touches a workspace only here, while it is new. Once a model
+has acted in it, every git on it runs inside its sandbox
+(`oec.env.git_scripts`); the host only deletes it.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
+from oec.env.base_store import base_store
 from oec.env.git import GitError, git
 
 DEFAULT_WORK_ROOT_ENV = "OEC_WORK_DIR"
-_FULL_SHA = re.compile(r"[0-9a-f]{40}")
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
 def default_work_root() -> Path:
@@ -30,62 +34,51 @@ def default_work_root() -> Path:
     return root
 
 
-@functools.lru_cache(maxsize=1024)
-def _objects_dir(repo: Path) -> str:
-    """The object store a workspace of `repo` borrows from (a normal or bare repo, or a linked worktree)."""
-    common = Path(git(["rev-parse", "--git-common-dir"], cwd=repo).strip())
-    return str((common if common.is_absolute() else repo / common).resolve() / "objects")
+def resolve_commit(repo: Path, commit: str) -> str:
+    """The full hash of `commit` (a hash, a prefix, a branch or tag name) in `repo`."""
+    if _FULL_SHA.fullmatch(commit) and git(["cat-file", "-t", commit], cwd=repo, check=False).strip() == "commit":
+        return commit
+    head = git(["rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"], cwd=repo, check=False).strip()
+    if not head:
+        raise GitError(f"{commit!r} is not a commit of {repo}")
+    return head
 
 
 class Workspace:
-    """A git checkout at `base_commit` in a private folder; `diff()` is the rollout's patch."""
+    """A git checkout at `base_commit` in a private folder; `store` is the only object store it borrows."""
 
-    def __init__(self, path: Path, base_commit: str) -> None:
+    def __init__(self, path: Path, base_commit: str, store: Path | None = None) -> None:
         self.path = path
         self.base_commit = base_commit
+        self.store = store
 
     @classmethod
-    def create(cls, repo: Path, commit: str, *, root: Path | None = None, label: str = "ws") -> "Workspace":
+    def create(cls, repo: Path, commit: str, *, root: Path | None = None, label: str = "ws",
+               cache_dir: Path | None = None) -> Workspace:
         root = root or default_work_root()
         root.mkdir(parents=True, exist_ok=True)
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:60]
         path = Path(tempfile.mkdtemp(prefix=f"{slug}-{os.getpid()}-", dir=root))
         try:
-            head = commit if _FULL_SHA.fullmatch(commit) else git(
-                ["rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"], cwd=repo, check=False).strip()
-            if not head:
-                raise GitError(f"{commit!r} is not a commit of {repo}")
+            head = resolve_commit(repo, commit)
+            store = base_store(repo, head, cache_dir=cache_dir)
             git(["init", "--quiet", "--template=", str(path)])
-            info = path / ".git" / "objects" / "info"
-            info.mkdir(parents=True, exist_ok=True)
-            (info / "alternates").write_text(f"{_objects_dir(repo)}\n")
-            with open(path / ".git" / "config", "a", encoding="utf-8") as config:
+            dot_git = path / ".git"
+            (dot_git / "objects" / "info").mkdir(parents=True, exist_ok=True)
+            (dot_git / "objects" / "info" / "alternates").write_text(f"{store / 'objects'}\n")
+            (dot_git / "shallow").write_text(f"{head}\n")  # git treats base as a root: its parent is not here
+            with open(dot_git / "config", "a", encoding="utf-8") as config:
                 config.write("[user]\n\tname = oec\n\temail = oec@localhost\n")
             git(["checkout", "--quiet", "--detach", head], cwd=path)
         except Exception:
             shutil.rmtree(path, ignore_errors=True)
             raise
-        return cls(path, head)
-
-    def diff(self) -> str:
-        """Everything changed since base_commit (new files included, ignored files not)."""
-        git(["add", "-A"], cwd=self.path)
-        return git(["diff", "--cached", "--binary", "--no-color", "--no-ext-diff", self.base_commit], cwd=self.path)
-
-    def checkpoint(self, message: str) -> None:
-        """Commit the current tree so a later `reset` comes back here (diff() still compares to base)."""
-        git(["add", "-A"], cwd=self.path)
-        git(["commit", "--quiet", "--allow-empty", "--no-verify", "-m", message], cwd=self.path)
-
-    def reset(self) -> None:
-        """Back to the last checkpoint (base_commit if none): used between patch application attempts."""
-        git(["reset", "--quiet", "--hard", "HEAD"], cwd=self.path)
-        git(["clean", "-fdq"], cwd=self.path)
+        return cls(path, head, store)
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
 
-    def __enter__(self) -> "Workspace":
+    def __enter__(self) -> Workspace:
         return self
 
     def __exit__(self, *exc: object) -> None:
