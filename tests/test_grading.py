@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
+from conftest import diff_after
 
 from oec.cli import app
 from oec.env.repos import RepoIndex, RepoNotFound
-from oec.env.workspace import Workspace
 from oec.grading.grader import decide, default_test_command, grade
 from oec.tasks.bundled import bundled_repos_dir, load_bundled_tasks
 
@@ -62,11 +62,7 @@ def test_fix_that_breaks_a_pass_to_pass_test_is_not_resolved(swe_repo) -> None:
 
 def _rewrite(swe_repo, files: dict[str, str]) -> str:
     """A patch from base_commit that sets `files` to the given contents."""
-    repo = swe_repo.repos_dir / "acme__calc"
-    with Workspace.create(repo, swe_repo.task.base_commit) as ws:
-        for name, text in files.items():
-            (ws.path / name).write_text(text)
-        return ws.diff()
+    return diff_after(swe_repo.task, swe_repo.repos_dir, files)
 
 
 def test_patch_that_does_not_apply_is_a_graded_failure(swe_repo) -> None:
@@ -118,3 +114,34 @@ def test_cli_grade_parquet_with_repos_and_out(swe_repo, tmp_path: Path) -> None:
                                  str(predictions), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())[0]["resolved"] is False
+
+
+def test_bad_patch_input_is_a_clear_error_naming_file_and_line(swe_repo, tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps(swe_repo.row) + "\n")
+    runner = CliRunner()
+    latin1 = tmp_path / "latin1.diff"
+    latin1.write_bytes(b"diff --git a/calc/x.py b/calc/x.py\n--- a/calc/x.py\n+++ b/calc/x.py\n@@ -1 +1 @@\n-a\n+caf\xe9\n")
+    result = runner.invoke(app, ["grade", str(tasks), "--repos", str(swe_repo.repos_dir), "--patch", str(latin1)])
+    assert result.exit_code == 2 and f"{latin1}:6: not UTF-8 (byte 0xe9" in result.output
+    assert "Traceback" not in result.output
+
+    predictions = tmp_path / "preds.jsonl"
+    rows = [{"instance_id": "acme__calc-1", "model_patch": ""},
+            {"instance_id": "acme__calc-2", "model_patch": "diff --git a/l.png b/l.png\nGIT binary patch\nliteral 1\n"}]
+    predictions.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = runner.invoke(app, ["grade", str(tasks), "--repos", str(swe_repo.repos_dir), "--patch", str(predictions)])
+    assert result.exit_code == 2 and f"{predictions}:2: field 'model_patch': a binary patch" in result.output
+
+
+def test_statuses_come_from_the_report_and_dropped_files_are_recorded(swe_repo) -> None:
+    repos = RepoIndex([swe_repo.repos_dir])
+    patch = _rewrite(swe_repo, {"calc/__init__.py": "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n",
+                                "conftest.py": "# harmless, but not the patch's to change\n"})
+    result = grade(swe_repo.task, patch, repos)
+    assert result.resolved and result.status_source == "report"
+    assert result.dropped == {"conftest.py": "test infrastructure"}
+    custom = swe_repo.task.model_copy(update={"test_cmd": "echo 'PASSED tests/test_calc.py::test_add'; "
+                                                         "echo 'PASSED tests/test_calc.py::test_mul'"})
+    from_log = grade(custom, "", repos)  # no pytest in the command: the log is all there is
+    assert from_log.status_source == "log" and from_log.resolved

@@ -1,6 +1,6 @@
 """pytest -rA logs parse to per-test statuses, as SWE-bench's harness reads them."""
 
-from oec.grading.apply import files_touched
+from oec.grading.patch_files import files_touched
 from oec.grading.log_parsers import TestStatus, parse_pytest_log
 
 LOG = """\

@@ -13,7 +13,7 @@ from rich.table import Table
 from oec.cli.common import choose_env_backend, console, fail, load_task_source, report_errors, repo_index
 from oec.grading.batch import grade_many
 from oec.grading.grader import GradeResult
-from oec.grading.predictions import PredictionsError, load_predictions, looks_like_predictions
+from oec.grading.predictions import PredictionsError, load_patch_file, load_predictions, looks_like_predictions
 from oec.tasks.model import Task
 
 
@@ -35,7 +35,10 @@ def choose_patches(tasks: list[Task], patch: str) -> list[tuple[Task, str]]:
         if missing:
             console.print(f"[yellow]{len(missing)} task(s) have no prediction and are not graded[/]")
         return [(t, predictions[t.instance_id]) for t in tasks if t.instance_id in predictions]
-    diff = path.read_text(encoding="utf-8")
+    try:
+        diff = load_patch_file(path)
+    except PredictionsError as exc:
+        raise fail(str(exc)) from exc
     return [(t, diff) for t in tasks]
 
 

@@ -46,7 +46,7 @@ from oec.collect.episode import Actor, Episode, EpisodeEnd
 from oec.collect.records import Firing
 from oec.collect.schedules import StudentProgress
 from oec.data.filters import find_repetition
-from oec.grading.apply import files_touched
+from oec.grading.patch_files import PatchParseError, files_touched
 from oec.grading.log_parsers import PASSING, parse_pytest_log
 from oec.models.base import Message, ModelError
 
@@ -527,7 +527,11 @@ class OracleDetector(_Base):
             return None
         self.last_diff = diff
         self.checks += 1
-        stray = [f for f in files_touched(diff) if f not in self.gold_files]
+        try:
+            touched = files_touched(diff)
+        except PatchParseError:  # a diff the parser cannot read names no file it could call stray
+            touched = []
+        stray = [f for f in touched if f not in self.gold_files]
         if stray:
             return Firing(detector=self.name, step=watch.step.index, evidence={"files": stray[:20]},
                           reason=f"edited {', '.join(stray[:3])}, which the gold patch does not touch")

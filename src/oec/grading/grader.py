@@ -1,38 +1,56 @@
-"""Grade a patch for a task exactly as the SWE-bench harness decides "resolved".
+"""Grade a patch for a task as the SWE-bench harness decides "resolved", hardened against a patch that games it.
 
-Fresh workspace at base_commit -> apply the patch -> apply test_patch -> run
-the task's tests in the sandbox -> parse per-test status from the log ->
-resolved iff every FAIL_TO_PASS and every PASS_TO_PASS test passes.
+Screen the patch (`patch_policy`: what touches `.git` is refused; the
+deciding test files, pytest's configuration and plugins, compiled code and
+modules that shadow the harness are dropped, and recorded) -> fresh
+environment at base_commit -> apply the rest INSIDE the sandbox -> apply
+test_patch -> run the task's tests with oec's report plugin -> per-test
+status from that report (never from lines the tests print) -> resolved iff
+every FAIL_TO_PASS and every PASS_TO_PASS test passes, where an XFAIL counts
+only for a test that was XFAIL at the base too.
 
-`env` picks where: "local" (a workspace of the repos folder, patches applied on
-the host) or "docker" (a fresh container of the task's image, patches applied
-inside it, tests run after the image's setup such as SWE-bench's conda activation).
+`env` picks where: "local" (a workspace of the repos folder, in the bubblewrap
+sandbox) or "docker" (a fresh container of the task's image, tests run after
+the image's setup such as SWE-bench's conda activation).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import shlex
+import threading
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from oec.env.repos import RepoIndex
-from oec.env.sandbox import Limits
+from oec.env.sandbox import CommandResult, Limits
 from oec.env.session import EnvBackend, EnvSession, Isolation, open_session
-from oec.grading.apply import ApplyResult, apply_patch, files_touched
-from oec.grading.log_parsers import PASSING, parse_pytest_log
+from oec.grading.apply import apply_patch
+from oec.grading.log_parsers import PASSING, TestStatus, parse_pytest_log
+from oec.grading.patch_files import PatchParseError, files_touched
+from oec.grading.patch_policy import screen
+from oec.grading.report_plugin import MAX_REPORT_BYTES, parse_report, plugin_env_script
 from oec.tasks.model import Task
 
 if TYPE_CHECKING:
     from oec.env.docker_backend import DockerSession
 
-GradeStatus = Literal["resolved", "unresolved", "patch_failed", "test_patch_failed", "timeout", "error"]
+GradeStatus = Literal["resolved", "unresolved", "patch_refused", "patch_failed", "test_patch_failed", "timeout",
+                      "error"]
+StatusSource = Literal["report", "log"]
 
 #: grading runs whole test files: generous time, and a log big enough to keep every status line
 GRADING_LIMITS = Limits(timeout_s=1800.0, output_bytes=20_000_000, memory_mb=8192, max_processes=512)
 LOG_EXCERPT_CHARS = 4000
+#: the environment of the test run: bytecode never read from or written to the workspace
+_TEST_ENV = "export PYTHONDONTWRITEBYTECODE=1 PYTHONPYCACHEPREFIX=/tmp/oec-pycache"
+_RUNS_PYTEST = re.compile(r"(^|[\s/;&|(])(py\.test|pytest)(\s|$|;)|-m\s+pytest\b")
 
 
 class TestGroup(BaseModel):
@@ -42,7 +60,7 @@ class TestGroup(BaseModel):
 
 
 class GradeResult(BaseModel):
-    """The reward of one patch: resolved or not, why, and every deciding test's status."""
+    """The reward of one patch: resolved or not, why, every deciding test's status, and what was left out."""
 
     instance_id: str
     resolved: bool
@@ -50,9 +68,11 @@ class GradeResult(BaseModel):
     reason: str | None = None
     apply_method: str | None = None
     test_cmd: str | None = None
-    tests: dict[str, str] = Field(default_factory=dict, description="status of each F2P/P2P test; MISSING if not in log")
+    tests: dict[str, str] = Field(default_factory=dict, description="status of each F2P/P2P test; MISSING if not run")
     fail_to_pass: TestGroup = Field(default_factory=TestGroup)
     pass_to_pass: TestGroup = Field(default_factory=TestGroup)
+    dropped: dict[str, str] = Field(default_factory=dict, description="files of the patch not applied, and why")
+    status_source: StatusSource | None = Field(default=None, description="where the statuses came from")
     log_excerpt: str = ""
     duration_s: float = 0.0
 
@@ -61,14 +81,23 @@ def default_test_command(task: Task) -> str:
     """The task's own test_cmd, else pytest -rA over the test files test_patch touches (SWE-bench's way)."""
     if task.test_cmd:
         return task.test_cmd
-    files = files_touched(task.test_patch)
+    try:
+        files = files_touched(task.test_patch) if task.test_patch.strip() else []
+    except PatchParseError:
+        files = []
     if not files:  # no test_patch: the files named by the deciding test ids
         files = list(dict.fromkeys(t.split("::")[0] for t in task.FAIL_TO_PASS + task.PASS_TO_PASS if "::" in t))
     return shlex.join(["python", "-m", "pytest", "-rA", "-p", "no:cacheprovider", *files])
 
 
-def decide(task: Task, statuses: dict[str, object]) -> tuple[bool, dict[str, str], TestGroup, TestGroup]:
-    """Pure decision from parsed statuses: every F2P and every P2P test must pass."""
+def decide(task: Task, statuses: dict[str, object], *, xfail_at_base: set[str] | None = None,
+           ) -> tuple[bool, dict[str, str], TestGroup, TestGroup]:
+    """Pure decision from parsed statuses: every F2P and every P2P test must pass.
+
+    `xfail_at_base`: when given, an XFAIL passes only for the tests in it (an
+    expected failure that was expected at the base too); a test that passed at
+    the base and "fails as expected" now was broken and marked, not fixed.
+    """
     tests: dict[str, str] = {}
     groups = []
     for ids in (task.FAIL_TO_PASS, task.PASS_TO_PASS):
@@ -76,20 +105,73 @@ def decide(task: Task, statuses: dict[str, object]) -> tuple[bool, dict[str, str
         for test_id in ids:
             status = statuses.get(test_id)
             tests[test_id] = getattr(status, "value", "MISSING") if status is not None else "MISSING"
-            (group.success if status in PASSING else group.failure).append(test_id)
+            passed = status in PASSING and not (
+                status == TestStatus.XFAIL and xfail_at_base is not None and test_id not in xfail_at_base)
+            (group.success if passed else group.failure).append(test_id)
         groups.append(group)
     f2p, p2p = groups
     resolved = not f2p.failure and not p2p.failure and bool(task.FAIL_TO_PASS or task.PASS_TO_PASS)
     return resolved, tests, f2p, p2p
 
 
-def _apply(session: EnvSession | DockerSession, patch: str) -> ApplyResult:
-    """Apply with SWE-bench's fallbacks: on the host for a local workspace, inside the container for docker."""
-    if isinstance(session, EnvSession):
-        return apply_patch(session.workspace, patch)
-    from oec.grading.container_apply import apply_patch_in_container
+@dataclass
+class TestRun:
+    """One run of the task's tests: the command's result, the statuses, where they came from, or why none."""
 
-    return apply_patch_in_container(session, patch)
+    __test__ = False
+    run: CommandResult
+    statuses: dict[str, TestStatus]
+    source: StatusSource | None
+    problem: tuple[GradeStatus, str] | None = None
+
+
+def run_tests(session: EnvSession | DockerSession, task: Task) -> TestRun:
+    """Run the task's test command with oec's report plugin loaded; statuses from its report when pytest ran.
+
+    A pytest run that started but never reported its end (a patch that calls
+    os._exit, a crash) gives no statuses; a command that is not pytest (issue
+    trackers' own runners) falls back to the log.
+    """
+    command = default_test_command(task)
+    name = f"oec-pytest-report-{uuid.uuid4().hex}.jsonl"
+    report_path = session.stage_file(name, b"")
+    script = "\n".join([plugin_env_script(report_path, session.pytest_plugin_dir), _TEST_ENV, command])
+    run = session.run(script)
+    report = parse_report(session.read_staged(name, limit=MAX_REPORT_BYTES))
+    if report.complete:
+        if not task.test_cmd and run.exit_code is not None and report.exit_statuses[-1] != run.exit_code:
+            why = f"pytest exited {run.exit_code} but reported {report.exit_statuses[-1]}: the run was tampered with"
+            return TestRun(run, {}, "report", ("unresolved", why))
+        return TestRun(run, report.statuses, "report")
+    if report.sessions:
+        why = "pytest started but never reported its end (os._exit, a crash or a kill): no status is trusted"
+        return TestRun(run, {}, "report", ("unresolved", why))
+    if _RUNS_PYTEST.search(command):
+        return TestRun(run, {}, None, ("error", "pytest wrote no report: did it start? (see the log excerpt)"))
+    return TestRun(run, parse_pytest_log(run.output), "log")
+
+
+_base_cache: dict[str, dict[str, TestStatus]] = {}
+_base_lock = threading.Lock()
+
+
+def _base_key(task: Task) -> str:
+    parts = [task.instance_id, task.repo, task.base_commit, task.test_patch, task.test_cmd or "", task.python_env or ""]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def base_statuses(task: Task, open_env) -> dict[str, TestStatus]:
+    """The deciding tests' statuses at the base (test_patch applied, nothing else); run once per task."""
+    key = _base_key(task)
+    with _base_lock:
+        if key in _base_cache:
+            return _base_cache[key]
+    with open_env() as session:
+        applied = apply_patch(session, task.test_patch)
+        statuses = run_tests(session, task).statuses if applied.ok else {}
+    with _base_lock:
+        _base_cache[key] = statuses
+    return statuses
 
 
 def grade(
@@ -105,35 +187,54 @@ def grade(
     """Grade `patch` for `task` in a fresh environment; failures to apply are graded failures, not crashes."""
     started = time.monotonic()
     result = GradeResult(instance_id=task.instance_id, resolved=False, status="error")
+
+    def open_env() -> EnvSession | DockerSession:
+        return open_session(task, repos, backend=env, limits=limits, isolation=isolation, work_root=work_root,
+                            label=f"grade-{task.instance_id}")
+
     try:
-        with open_session(task, repos, backend=env, limits=limits, isolation=isolation, work_root=work_root,
-                          label=f"grade-{task.instance_id}") as session:
-            applied = _apply(session, patch)
+        verdict = screen(patch, task)
+        result.dropped = verdict.dropped
+        if verdict.refused:
+            result.status, result.reason = "patch_refused", f"patch refused ({verdict.refused})"
+            return result
+        with open_env() as session:
+            applied = apply_patch(session, verdict.patch)
             result.apply_method = applied.method
             if not applied.ok:
                 result.status, result.reason = "patch_failed", "patch does not apply:\n" + applied.log[-2000:]
                 return result
             session.checkpoint("oec: candidate patch")  # a failed test_patch resets to here
-            tests_applied = _apply(session, task.test_patch)
+            tests_applied = apply_patch(session, task.test_patch)
             if not tests_applied.ok:
                 result.status, result.reason = "test_patch_failed", "test_patch does not apply:\n" + tests_applied.log[-2000:]
                 return result
             result.test_cmd = default_test_command(task)
-            run = session.run(result.test_cmd)
-            result.log_excerpt = run.output[-LOG_EXCERPT_CHARS:]
-            if run.timed_out:
-                result.status, result.reason = "timeout", f"tests ran past {limits.timeout_s:.0f}s"
-                return result
-            resolved, result.tests, result.fail_to_pass, result.pass_to_pass = decide(task, parse_pytest_log(run.output))
-            result.resolved = resolved
-            result.status = "resolved" if resolved else "unresolved"
-            if not resolved:
-                failing = result.fail_to_pass.failure + result.pass_to_pass.failure
-                result.reason = f"{len(failing)} deciding test(s) not passing: " + ", ".join(failing[:5])
+            tested = run_tests(session, task)
+        result.log_excerpt, result.status_source = tested.run.output[-LOG_EXCERPT_CHARS:], tested.source
+        if tested.run.timed_out:
+            result.status, result.reason = "timeout", f"tests ran past {limits.timeout_s:.0f}s"
             return result
+        if tested.problem:
+            result.status, result.reason = tested.problem
+            return result
+        deciding = task.FAIL_TO_PASS + task.PASS_TO_PASS
+        xfailed = [t for t in deciding if tested.statuses.get(t) == TestStatus.XFAIL]
+        at_base = base_statuses(task, open_env) if xfailed else {}
+        xfail_at_base = {t for t in xfailed if at_base.get(t) == TestStatus.XFAIL}
+        resolved, result.tests, result.fail_to_pass, result.pass_to_pass = decide(
+            task, tested.statuses, xfail_at_base=xfail_at_base)
+        result.resolved = resolved
+        result.status = "resolved" if resolved else "unresolved"
+        if not resolved:
+            failing = result.fail_to_pass.failure + result.pass_to_pass.failure
+            marked = [t for t in failing if t in xfailed]
+            result.reason = f"{len(failing)} deciding test(s) not passing: " + ", ".join(failing[:5])
+            if marked:
+                result.reason += f"; XFAIL now but not at the base: {', '.join(marked[:5])}"
+        return result
     except Exception as exc:  # a broken repo or environment is this task's failure, not the run's
         result.status, result.reason = "error", f"{type(exc).__name__}: {exc}"
         return result
     finally:
         result.duration_s = round(time.monotonic() - started, 3)
-
