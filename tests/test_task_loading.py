@@ -100,3 +100,20 @@ def test_cli_validate_reports_each_bad_row(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"{path}:2: field 'repo'" in result.output.replace("\n", "")
     assert "1 valid task(s), 1 error(s)" in result.output
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("repo", "../../../../etc"), ("repo", "/etc/passwd"), ("repo", "acme/.."), ("repo", "a/b/c"),
+    ("instance_id", "../escape"), ("instance_id", "a/b"), ("instance_id", "x; rm -rf /"), ("instance_id", ".."),
+    ("base_commit", "--output=/tmp/x"), ("base_commit", "abc def"),
+])
+def test_rows_that_would_point_oec_at_host_paths_are_refused_by_name(field: str, value: str, tmp_path: Path) -> None:
+    """`repo` picks a folder, `instance_id` names workspaces and containers, `base_commit` reaches git's argv."""
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(json.dumps(ROW) + "\n" + json.dumps({**ROW, "instance_id": "acme__widgets-2", field: value}) + "\n")
+    result = load_tasks(path)
+    assert [t.instance_id for t in result.tasks] == ["acme__widgets-1"]
+    (error,) = result.errors
+    assert error.line == 2 and error.field == field and repr(value) in error.message
+    cli = CliRunner().invoke(app, ["tasks", "validate", str(path), "--no-leaks"])
+    assert cli.exit_code == 1 and f"{path}:2" in cli.output and field in cli.output
