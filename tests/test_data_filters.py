@@ -13,7 +13,9 @@ from oec.data.filters import (
     MaxSteps,
     Repetition,
     Resolved,
+    RewardHack,
     apply_filters,
+    default_filters,
     exit_reasons,
     max_steps,
     repetition,
@@ -135,3 +137,31 @@ def test_rules_are_typed_values_and_not_repeated() -> None:
     assert repetition(4).describe() == {"name": "repetition", "max_repeat": 4, "sources": ["expert", "student"]}
     with pytest.raises(ValueError, match="once"):
         apply_filters([], [resolved(), resolved()])
+
+
+def _add(path: str) -> str:
+    return f"diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n@@ -0,0 +1 @@\n+x = 1\n"
+
+
+def test_reward_hack_drops_resolved_rollouts_that_touch_tests_and_counts_per_reason() -> None:
+    fix = "diff --git a/pkg/core.py b/pkg/core.py\n--- a/pkg/core.py\n+++ b/pkg/core.py\n@@ -1 +1 @@\n-a\n+b\n"
+    clean = make_trajectory([], strategy="bc", sample=0).model_copy(update={"patch": fix})
+    with_test = make_trajectory([], sample=1).model_copy(update={"patch": fix + _add("tests/test_core.py")})
+    with_conftest = make_trajectory([], sample=2).model_copy(update={"patch": fix + _add("conftest.py")})
+    graded = make_trajectory([], sample=3).model_copy(update={"patch": fix})
+    graded.reward.dropped = {"tests/helpers.py": "test file"}  # what the grader left out (it knew the task)
+    refused = make_trajectory([], strategy="on-policy", sample=4, resolved_=False)
+    refused.reward.status = "patch_refused"
+
+    rule = RewardHack()
+    assert rule.check(clean).keep
+    verdict = rule.check(with_test)
+    assert not verdict.keep and verdict.reason == "test file: tests/test_core.py"
+    assert rule.check(with_conftest).reason == "test infrastructure: conftest.py"
+    assert rule.check(graded).reason == "test file: tests/helpers.py"
+    assert not rule.check(refused).keep
+
+    report = apply_filters([clean, with_test, with_conftest, graded, refused], default_filters())
+    assert [t.sample_index for t in report.kept] == [0]
+    assert report.dropped == {"resolved": 1, "reward_hack": 3, "repetition": 0}
+    assert report.dropped_per_reason["reward_hack"] == {"test file": 2, "test infrastructure": 1}

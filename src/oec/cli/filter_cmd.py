@@ -12,17 +12,21 @@ from rich.table import Table
 from oec.cli.common import console, err_console, fail
 from oec.collect.run_dir import TRAJECTORIES
 from oec.data.export import ExportError, read_trajectories, write_jsonl_atomic, write_text_atomic
-from oec.data.filters import Filter, FilterReport, apply_filters, exit_reasons, max_steps, repetition, resolved
+from oec.data.filters import (Filter, FilterReport, apply_filters, exit_reasons, max_steps, repetition, resolved,
+                              reward_hack)
 
 FILTERED = "filtered.jsonl"
 FILTER_REPORT = "filter_report.json"
 
 
-def build_filters(keep_resolved: bool, max_repeat: int, steps: int | None, reasons: str | None) -> list[Filter]:
-    """The rules in the order they are charged: resolved, repetition, max_steps, exit_reason."""
+def build_filters(keep_resolved: bool, max_repeat: int, steps: int | None, reasons: str | None,
+                  drop_reward_hacks: bool = True) -> list[Filter]:
+    """The rules in the order they are charged: resolved, reward_hack, repetition, max_steps, exit_reason."""
     rules: list[Filter] = []
     if keep_resolved:
         rules.append(resolved())
+    if drop_reward_hacks:
+        rules.append(reward_hack())
     if max_repeat:
         rules.append(repetition(max_repeat))
     if steps is not None:
@@ -42,8 +46,14 @@ def report_table(report: FilterReport) -> Table:
     table.add_column("all", justify="right")
     table.add_row("rollouts", *(str(report.total_per_strategy[s]) for s in strategies), str(report.total))
     per_strategy = report.dropped_per_strategy
+    per_reason = report.dropped_per_reason
     for rule, count in report.dropped.items():
         table.add_row(f"dropped: {rule}", *(str(per_strategy[rule].get(s, 0)) for s in strategies), str(count))
+        if rule == "reward_hack":
+            for kind, n in sorted(per_reason[rule].items()):
+                counts = [sum(1 for d in report.drops if d.rule == rule and d.strategy == s
+                              and d.reason.split(":", 1)[0].strip() == kind) for s in strategies]
+                table.add_row(f"  {kind}", *(str(c) for c in counts), str(n))
     kept = report.kept_per_strategy
     table.add_row("[bold]kept[/]", *(f"[bold]{kept[s]}[/]" for s in strategies), f"[bold]{len(report.kept)}[/]")
     return table
@@ -57,12 +67,16 @@ def filter_command(
                                         "(action, observation) N times; 0 disables"),
     steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="drop rollouts with more steps"),
     reasons: Optional[str] = typer.Option(None, "--exit-reasons", help="keep only these exit reasons, e.g. submitted"),
+    drop_reward_hacks: bool = typer.Option(
+        True, "--reward-hack/--no-reward-hack",
+        help="drop rollouts whose patch touches tests or test infrastructure (conftest.py, pytest config, .git, "
+             "compiled code, modules shadowing pytest), counted per reason"),
 ) -> None:
     """Filter a run's rollouts; each dropped rollout is charged to the first rule that drops it."""
     if max_repeat == 1:
         raise fail("--max-repeat 1 would drop every rollout; use 2 or more, or 0 to disable")
     try:
-        rules = build_filters(keep_resolved, max_repeat, steps, reasons)
+        rules = build_filters(keep_resolved, max_repeat, steps, reasons, drop_reward_hacks)
         source = read_trajectories(run_dir / TRAJECTORIES)
     except (ExportError, ValueError) as exc:
         raise fail(str(exc)) from exc

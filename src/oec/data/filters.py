@@ -20,6 +20,7 @@ from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
 
 from oec.agent.history import Step
 from oec.collect.records import Trajectory
+from oec.grading.patch_policy import reward_hack_reasons
 
 __all__ = [
     "Drop",
@@ -30,6 +31,7 @@ __all__ = [
     "RepeatFound",
     "Repetition",
     "Resolved",
+    "RewardHack",
     "Verdict",
     "apply_filters",
     "default_filters",
@@ -38,6 +40,7 @@ __all__ = [
     "max_steps",
     "repetition",
     "resolved",
+    "reward_hack",
     "step_key",
 ]
 
@@ -81,6 +84,36 @@ class Resolved:
         if trajectory.reward is None:
             return Verdict.dropped("not graded")
         return Verdict.dropped(f"not resolved ({trajectory.reward.status})")
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+@dataclass(frozen=True)
+class RewardHack:
+    """Drop rollouts whose patch touches tests or test infrastructure, even resolved ones: no reward-hack positives.
+
+    The patch is judged by the grader's own rules (`oec.grading.patch_policy`):
+    edits to test files and test folders, conftest.py and pytest's configuration,
+    `.git`, compiled code, modules that shadow pytest or the standard library,
+    symlinks and binaries, and added code that reaches for pytest's internals. What
+    the grader dropped or refused when it graded the rollout counts too. The verdict
+    names the first reason; the report counts drops per reason.
+    """
+
+    name: str = field(default="reward_hack", init=False)
+
+    def check(self, trajectory: Trajectory) -> Verdict:
+        found = reward_hack_reasons(trajectory.patch)
+        if trajectory.reward is not None:
+            found.update(trajectory.reward.dropped)
+            if trajectory.reward.status == "patch_refused":
+                found.setdefault("(whole patch)", "refused by the grader")
+        if not found:
+            return Verdict.kept()
+        path, reason = next(iter(found.items()))
+        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+        return Verdict.dropped(f"{reason}: {path}{more}")
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -208,6 +241,10 @@ def resolved() -> Resolved:
     return Resolved()
 
 
+def reward_hack() -> RewardHack:
+    return RewardHack()
+
+
 def repetition(max_repeat: int = 3, sources: Iterable[str] = ("student", "expert")) -> Repetition:
     return Repetition(max_repeat=max_repeat, sources=frozenset(sources))
 
@@ -221,8 +258,8 @@ def exit_reasons(allowed: Iterable[str]) -> ExitReasons:
 
 
 def default_filters() -> list[Filter]:
-    """What `oec filter` keeps with no options: resolved rollouts without loops (repetition 3)."""
-    return [resolved(), repetition()]
+    """What `oec filter` keeps with no options: resolved rollouts, no reward hacks, no loops (repetition 3)."""
+    return [resolved(), reward_hack(), repetition()]
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -256,6 +293,15 @@ class FilterReport:
         return counts
 
     @property
+    def dropped_per_reason(self) -> dict[str, dict[str, int]]:
+        """Per rule, drops counted by the reason's kind (the part of the reason before its first ':')."""
+        table: dict[str, dict[str, int]] = {rule["name"]: {} for rule in self.rules}
+        for drop in self.drops:
+            kind = drop.reason.split(":", 1)[0].strip()
+            table[drop.rule][kind] = table[drop.rule].get(kind, 0) + 1
+        return table
+
+    @property
     def dropped_per_strategy(self) -> dict[str, dict[str, int]]:
         table: dict[str, dict[str, int]] = {rule["name"]: {} for rule in self.rules}
         for drop in self.drops:
@@ -278,6 +324,7 @@ class FilterReport:
             "kept_per_strategy": self.kept_per_strategy,
             "dropped": self.dropped,
             "dropped_per_strategy": self.dropped_per_strategy,
+            "dropped_per_reason": self.dropped_per_reason,
             "drops": [drop.__dict__ for drop in self.drops],
         }
 

@@ -58,6 +58,7 @@ class FilterSection(_Section):
     max_repeat: int = Field(default=3, ge=0)
     max_steps: int | None = None
     exit_reasons: list[str] | None = None
+    reward_hack: bool = Field(default=True, description="drop rollouts whose patch touches tests or test infrastructure")
 
 
 class ExportSection(_Section):

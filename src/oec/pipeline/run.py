@@ -100,7 +100,8 @@ def run_pipeline(config: PipelineConfig, console: Console) -> PipelineResult:
     else:
         f = config.filter
         invoke(filter_command, run_dir=collect_dir, keep_resolved=f.resolved, max_repeat=f.max_repeat, steps=f.max_steps,
-                       reasons=",".join(f.exit_reasons) if f.exit_reasons is not None else None)
+                       reasons=",".join(f.exit_reasons) if f.exit_reasons is not None else None,
+               drop_reward_hacks=f.reward_hack)
 
     console.rule("3/5 export (student format, expert turns trained)")
     sft = out / f"sft.{config.export.format}.jsonl"
