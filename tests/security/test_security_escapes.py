@@ -10,24 +10,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from attacks import SOURCE, attack, grade_patch, new_file_patch
+from attacks import (
+    EDIT,
+    GIT_PROGRAMS,
+    GIT_WRITING_PATCHES,
+    attack,
+    grade_patch,
+    new_file_patch,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::oec.env.sandbox.SandboxWarning")
-
-EDIT = f"sed -i 's/max_length)/max_length + 1)/' {SOURCE}"
-
-#: repository configuration that makes git run a program: each was enough to run code on the host before
-GIT_PROGRAMS = {
-    "fsmonitor": "git config core.fsmonitor 'env > {marker} #'",
-    "hooks": ("mkdir -p .git/evil-hooks && printf '#!/bin/sh\\ntouch {marker}\\n' > .git/evil-hooks/post-index-change"
-              " && chmod +x .git/evil-hooks/post-index-change && git config core.hooksPath .git/evil-hooks"),
-    "filter driver": ("echo '*.py filter=evil' > .gitattributes && "
-                      "git config filter.evil.clean 'touch {marker}; cat' && git config filter.evil.required true"),
-    "include.path": ("printf '[core]\\n\\tfsmonitor = touch {marker} #\\n' > .git/evil.cfg && "
-                     "git config include.path evil.cfg"),
-    "diff.external": "git config diff.external 'touch {marker} #'",
-    "textconv": "echo '*.py diff=tc' > .gitattributes && git config diff.tc.textconv 'touch {marker}; cat'",
-}
 
 
 @pytest.mark.parametrize("kind", list(GIT_PROGRAMS))
@@ -56,19 +48,6 @@ def test_a_gitdir_link_cannot_reach_a_host_repository(tmp_path: Path) -> None:
     record = attack(tmp_path, [f"rm -rf .git && printf 'gitdir: {victim}/.git\\n' > .git", EDIT])
     assert _snapshot(victim / ".git") == before, "the host repository was written"
     assert record["patch"] == "" and record["error"].startswith("no patch")  # the link leads nowhere inside
-
-
-GIT_WRITING_PATCHES = {
-    # a hunk on the config the grader's workspace is made with: `git apply` refuses it, `patch --fuzz` did not
-    "modify": ("diff --git a/.git/config b/.git/config\n--- a/.git/config\n+++ b/.git/config\n"
-               "@@ -1,2 +1,4 @@\n [user]\n \tname = oec\n+[core]\n+\tfsmonitor = touch {marker} #\n"),
-    "plain": new_file_patch(".git/config", "[core]\n\tfsmonitor = touch {marker} #"),
-    "quoted": new_file_patch('.git/config', "[core]\n\tfsmonitor = touch {marker} #").replace(
-        "a/.git/config", '"a/\\056git/config"').replace("b/.git/config", '"b/\\056git/config"'),
-    "hook": new_file_patch(".git/hooks/post-checkout", "#!/bin/sh\ntouch {marker}"),
-    "nested": new_file_patch("textkit/.git/config", "[core]\n\tfsmonitor = touch {marker} #"),
-    "upper case": new_file_patch(".GIT/config", "[core]\n\tfsmonitor = touch {marker} #"),
-}
 
 
 @pytest.mark.parametrize("kind", list(GIT_WRITING_PATCHES))
