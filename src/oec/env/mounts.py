@@ -1,8 +1,8 @@
 """What a sandboxed command sees of the host: the system read-only, its own workspace, nothing else.
 
 bubblewrap starts from an empty root. Bound into it: the system's program and
-library folders, a short list of /etc entries that programs read (users,
-hosts, the loader's cache, locale and certificates; never shadow or
+library folders, an /etc holding copies of the few entries that programs read
+(users, hosts, the loader's cache, locale and certificates; never shadow or
 credentials), the interpreter's installation, the few files oec's tools need,
 and the workspace. Everything else is absent, not merely read-only: the
 user's home, the project and run directories with their gold patches and
@@ -13,15 +13,21 @@ history, /run and every host socket in it (the docker socket above all).
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from oec.cache import cache_root
 
 __all__ = ["SYSTEM_DIRS", "bwrap_args", "interpreter_roots", "python_env_roots"]
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-#: /etc entries programs read; globs allowed. Not: shadow, gshadow, sudoers, ssh, machine-id, gitconfig, resolv.conf
+#: /etc entries programs read (copied into the sandbox's /etc); globs allowed. Never: shadow, gshadow, sudoers,
+#: ssh, machine-id, gitconfig, resolv.conf
 ETC_ENTRIES = (
     "passwd", "group", "hosts", "hostname", "nsswitch.conf", "host.conf", "gai.conf",
     "localtime", "timezone", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives",
@@ -31,9 +37,59 @@ ETC_ENTRIES = (
 )
 
 
+def _etc_entries() -> list[Path]:
+    etc = Path("/etc")
+    return [entry for pattern in ETC_ENTRIES for entry in sorted(etc.glob(pattern)) if entry.exists()]
+
+
+def _etc_key(entries: list[Path]) -> str:
+    """What the view is built from: every file's path, kind, size, mtime and link target."""
+    digest = hashlib.sha256()
+    for entry in entries:
+        for path in [entry, *(sorted(entry.rglob("*")) if entry.is_dir() and not entry.is_symlink() else [])]:
+            info = path.lstat()
+            target = os.readlink(path) if path.is_symlink() else ""
+            digest.update(f"{path}\0{info.st_mode}\0{info.st_size}\0{info.st_mtime_ns}\0{target}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def etc_view(cache_dir: Path | None = None) -> Path:
+    """A folder holding copies of the /etc entries commands may read, bound as the sandbox's /etc.
+
+    One bind instead of thirty (each costs bubblewrap a mount, ~0.2 ms a command); built once per
+    content of those entries into the cache, and renamed into place so concurrent builders agree.
+    """
+    entries = _etc_entries()
+    root = cache_root(cache_dir) / "sandbox-etc"
+    final = root / _etc_key(entries)
+    if final.is_dir():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    try:
+        for entry in entries:
+            target = tmp / entry.relative_to("/etc")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.copytree(entry, target, symlinks=True)
+            else:  # a symlink to a file (localtime) is copied as the file it names
+                shutil.copy2(entry, target)
+        tmp.chmod(0o755)
+        try:
+            tmp.rename(final)
+        except OSError:
+            if not final.is_dir():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
 @functools.lru_cache(maxsize=1)
 def _system_args() -> tuple[str, ...]:
-    """Binds of the system folders (symlinks kept as symlinks, as on merged-/usr systems) and of /etc's entries."""
+    """Binds of the system folders (symlinks kept as symlinks, as on merged-/usr systems) and of the /etc view."""
     args: list[str] = []
     for folder in SYSTEM_DIRS:
         path = Path(folder)
@@ -41,12 +97,7 @@ def _system_args() -> tuple[str, ...]:
             args += ["--symlink", os.readlink(path), folder]
         elif path.is_dir():
             args += ["--ro-bind", folder, folder]
-    etc = Path("/etc")
-    for pattern in ETC_ENTRIES:
-        for entry in sorted(etc.glob(pattern)):
-            if entry.exists():  # a dangling symlink would make bwrap fail
-                args += ["--ro-bind", str(entry), str(entry)]
-    return tuple(args)
+    return (*args, "--ro-bind", str(etc_view()), "/etc")
 
 
 def _covered(path: Path, by: Iterable[Path]) -> bool:

@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import CommandResult, Limits
 from oec.env.session import EnvBackend, EnvSession, Isolation, open_session
-from oec.grading.apply import apply_patch
+from oec.grading.apply import apply_for_grading, apply_patch
 from oec.grading.log_parsers import PASSING, TestStatus, parse_pytest_log
 from oec.grading.patch_files import PatchParseError, files_touched
 from oec.grading.patch_policy import screen
@@ -48,8 +48,9 @@ StatusSource = Literal["report", "log"]
 #: grading runs whole test files: generous time, and a log big enough to keep every status line
 GRADING_LIMITS = Limits(timeout_s=1800.0, output_bytes=20_000_000, memory_mb=8192, max_processes=512)
 LOG_EXCERPT_CHARS = 4000
-#: the environment of the test run: bytecode never read from or written to the workspace
-_TEST_ENV = "export PYTHONDONTWRITEBYTECODE=1 PYTHONPYCACHEPREFIX=/tmp/oec-pycache"
+#: the environment of the test run: no bytecode written into the workspace (a fresh one holds none, and the
+#: patch's own compiled files were dropped); a pycache prefix would also make every stdlib import recompile
+_TEST_ENV = "export PYTHONDONTWRITEBYTECODE=1"
 _RUNS_PYTEST = re.compile(r"(^|[\s/;&|(])(py\.test|pytest)(\s|$|;)|-m\s+pytest\b")
 
 
@@ -199,15 +200,14 @@ def grade(
             result.status, result.reason = "patch_refused", f"patch refused ({verdict.refused})"
             return result
         with open_env() as session:
-            applied = apply_patch(session, verdict.patch)
+            applied, tests_applied = apply_for_grading(session, verdict.patch, task.test_patch)
             result.apply_method = applied.method
             if not applied.ok:
                 result.status, result.reason = "patch_failed", "patch does not apply:\n" + applied.log[-2000:]
                 return result
-            session.checkpoint("oec: candidate patch")  # a failed test_patch resets to here
-            tests_applied = apply_patch(session, task.test_patch)
-            if not tests_applied.ok:
-                result.status, result.reason = "test_patch_failed", "test_patch does not apply:\n" + tests_applied.log[-2000:]
+            if tests_applied is None or not tests_applied.ok:
+                log = tests_applied.log[-2000:] if tests_applied else ""
+                result.status, result.reason = "test_patch_failed", "test_patch does not apply:\n" + log
                 return result
             result.test_cmd = default_test_command(task)
             tested = run_tests(session, task)
