@@ -145,3 +145,16 @@ def test_statuses_come_from_the_report_and_dropped_files_are_recorded(swe_repo) 
                                                          "echo 'PASSED tests/test_calc.py::test_mul'"})
     from_log = grade(custom, "", repos)  # no pytest in the command: the log is all there is
     assert from_log.status_source == "log" and from_log.resolved
+
+
+def test_the_fallbacks_run_in_order_inside_the_sandbox(swe_repo) -> None:
+    """A hunk whose line numbers and one context line are off: git apply refuses, patch --fuzz takes it."""
+    repos = RepoIndex([swe_repo.repos_dir])
+    fuzzy = ("diff --git a/calc/__init__.py b/calc/__init__.py\n--- a/calc/__init__.py\n+++ b/calc/__init__.py\n"
+             "@@ -1,3 +1,3 @@\n def add(x, y):\n-    return a - b\n+    return a + b\n \n")
+    result = grade(swe_repo.task, fuzzy, repos)
+    assert result.resolved and result.apply_method == "patch --fuzz=5", result.reason
+    broken_tests = swe_repo.task.model_copy(update={"test_patch": swe_repo.task.test_patch.replace(
+        "tests/test_calc.py", "tests/test_gone.py")})  # a file the base does not have
+    result = grade(broken_tests, swe_repo.task.patch, repos)
+    assert result.status == "test_patch_failed" and "$ git apply" in result.reason and "$ patch --fuzz=5" in result.reason

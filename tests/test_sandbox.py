@@ -363,3 +363,30 @@ def test_a_lost_cgroup_refuses_to_run_the_command(workspace: Path) -> None:
         with pytest.raises(SandboxError, match="cannot join the cgroup"):
             sb.run("touch ran")
     assert not (workspace / "ran").exists()
+
+
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_trusted_runs_keep_stdout_whole_and_stderr_apart(workspace: Path, isolation: str) -> None:
+    """oec's own commands (a rollout's diff): stdout must never be cut or mixed with warnings."""
+    with _make(workspace, isolation) as sb:
+        code, out, err = sb.run_trusted("head -c 300000 /dev/zero | tr '\\0' x; echo; echo warning >&2; exit 3")
+        assert code == 3 and len(out) == 300001 and set(out.strip()) == {"x"} and err == "warning\n"
+        with pytest.raises(SandboxError, match="printed more than 1000 bytes"):
+            sb.run_trusted("head -c 5000 /dev/zero", max_output_bytes=1000)
+        staged = sb.write_scratch("oec-in.txt", b"given")
+        assert sb.run(f"cat {staged} > {sb.scratch_inside}/oec-out.txt").exit_code == 0
+        assert sb.read_scratch("oec-out.txt", limit=100) == b"given"
+        assert sb.run(f"ln -s /etc/hostname {sb.scratch_inside}/oec-link").exit_code == 0
+        assert sb.read_scratch("oec-link", limit=100) == b""  # never read through a link a command made
+        with pytest.raises(ValueError):
+            sb.read_scratch("../escape", limit=1)
+
+
+@needs_bwrap
+def test_the_sandbox_etc_holds_only_what_programs_read(workspace: Path) -> None:
+    with _make(workspace, "bwrap") as sb:
+        listing = sb.run("ls -A /etc").output.split()
+        root = sb.run("ls -A /").output.split()
+    assert {"passwd", "hosts", "ld.so.cache"} <= set(listing)
+    assert not {"shadow", "gshadow", "sudoers", "ssh", "gitconfig", "machine-id"} & set(listing)
+    assert "run" not in root and "home" not in root and "var" in root  # /var holds only the /var/tmp link

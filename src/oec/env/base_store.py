@@ -17,16 +17,13 @@ folder per commit serves every repository that has that commit.
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import threading
 from pathlib import Path
 
-from oec.cache import cache_root
+from oec.cache import build_once, cache_root
 from oec.env.git import GitError, git_bytes
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
-_COMPLETE = "oec-complete"  # written last: a store without it is half-built and never used
 _build_lock = threading.Lock()
 
 
@@ -35,41 +32,23 @@ def stores_dir(cache_dir: Path | None = None) -> Path:
 
 
 def base_store(repo: Path, commit: str, *, cache_dir: Path | None = None) -> Path:
-    """The store for `commit` (a full hash in `repo`): a folder whose `objects/` holds only that commit and its tree.
-
-    Built in a temporary sibling and renamed into place, so a concurrent reader
-    never sees half a store; the loser of a race drops its copy.
-    """
+    """The store for `commit` (a full hash in `repo`): a folder whose `objects/` holds only that commit and its tree."""
     if not _FULL_SHA.fullmatch(commit):
         raise ValueError(f"base_store needs a full commit hash, not {commit!r}")
-    root = stores_dir(cache_dir)
-    final = root / commit
-    if (final / _COMPLETE).is_file():
+
+    def build(folder: Path) -> None:
+        pack_dir = folder / "objects" / "pack"
+        pack_dir.mkdir(parents=True)
+        (folder / "objects" / "info").mkdir()
+        listing = git_bytes(["rev-list", "--objects", "--no-walk", commit], cwd=repo)
+        if not listing.strip():
+            raise GitError(f"{commit} lists no objects in {repo}")
+        git_bytes(["pack-objects", "--quiet", str(pack_dir / "pack")], cwd=repo, input=listing)
+        for path in folder.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o444)
+
+    final = stores_dir(cache_dir) / commit
+    if final.is_dir():
         return final
-    with _build_lock:
-        if (final / _COMPLETE).is_file():
-            return final
-        root.mkdir(parents=True, exist_ok=True)
-        if final.exists():  # a store some older layout or a crash left incomplete: built again
-            shutil.rmtree(final, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
-        try:
-            pack_dir = tmp / "objects" / "pack"
-            pack_dir.mkdir(parents=True)
-            (tmp / "objects" / "info").mkdir()
-            listing = git_bytes(["rev-list", "--objects", "--no-walk", commit], cwd=repo)
-            if not listing.strip():
-                raise GitError(f"{commit} lists no objects in {repo}")
-            git_bytes(["pack-objects", "--quiet", str(pack_dir / "pack")], cwd=repo, input=listing)
-            (tmp / _COMPLETE).write_text(commit + "\n")
-            for path in (tmp, *tmp.rglob("*")):
-                path.chmod(0o755 if path.is_dir() else 0o444)
-            try:
-                tmp.rename(final)
-            except OSError:
-                if not (final / _COMPLETE).is_file():
-                    raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    with _build_lock:  # threads of one process build a store once; processes race harmlessly (build_once)
+        return build_once(final, build)

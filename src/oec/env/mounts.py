@@ -17,11 +17,10 @@ import hashlib
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from oec.cache import cache_root
+from oec.cache import build_once, cache_root
 
 __all__ = ["SYSTEM_DIRS", "bwrap_args", "interpreter_roots", "python_env_roots"]
 
@@ -61,30 +60,17 @@ def etc_view(cache_dir: Path | None = None) -> Path:
     content of those entries into the cache, and renamed into place so concurrent builders agree.
     """
     entries = _etc_entries()
-    root = cache_root(cache_dir) / "sandbox-etc"
-    final = root / _etc_key(entries)
-    if final.is_dir():
-        return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
-    try:
+
+    def build(folder: Path) -> None:
         for entry in entries:
-            target = tmp / entry.relative_to("/etc")
+            target = folder / entry.relative_to("/etc")
             target.parent.mkdir(parents=True, exist_ok=True)
             if entry.is_dir() and not entry.is_symlink():
                 shutil.copytree(entry, target, symlinks=True)
             else:  # a symlink to a file (localtime) is copied as the file it names
                 shutil.copy2(entry, target)
-        tmp.chmod(0o755)
-        try:
-            tmp.rename(final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+
+    return build_once(cache_root(cache_dir) / "sandbox-etc" / _etc_key(entries), build)
 
 
 @functools.lru_cache(maxsize=1)

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from oec.cache import cache_root
+from oec.cache import build_once, cache_root
 from oec.env.host_env import scrubbed_env
 from oec.tasks.model import Task
 
@@ -204,12 +202,8 @@ def bundled_repos_dir(cache_dir: Path | None = None) -> Path:
     the race drops its copy and uses the winner's.
     """
     root = Path(cache_dir) if cache_dir is not None else cache_root()
-    final = root / f"bundled-repos-{_content_hash()[:16]}"
-    if final.is_dir():
-        return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".bundled-repos-", dir=root))
-    try:
+
+    def build(folder: Path) -> None:
         by_repo: dict[str, list[Task]] = defaultdict(list)
         for task in load_bundled_tasks():
             by_repo[task.repo].append(task)
@@ -217,14 +211,6 @@ def bundled_repos_dir(cache_dir: Path | None = None) -> Path:
             owner, name = repo.split("/", 1)
             if owner != REPO_OWNER or not (PROJECTS_DIR / name).is_dir():
                 raise BundledSuiteError(f"{tasks[0].instance_id}: repo {repo!r} is not a bundled project")
-            build_repo(PROJECTS_DIR / name, tasks, tmp / tasks[0].repo_dirname)
-        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
-        try:
-            tmp.rename(final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+            build_repo(PROJECTS_DIR / name, tasks, folder / tasks[0].repo_dirname)
+
+    return build_once(root / f"bundled-repos-{_content_hash()[:16]}", build)
