@@ -64,7 +64,8 @@ def trajectory(instance: str, strategy: str, sources: list[str], *, switch: int 
         tests={"tests/test_calc.py::test_add": "PASSED" if solved else "FAILED", "tests/test_calc.py::test_mul": "PASSED"},
         fail_to_pass=TestGroup(**({"success": ["tests/test_calc.py::test_add"]} if solved
                                   else {"failure": ["tests/test_calc.py::test_add"]})),
-        pass_to_pass=TestGroup(success=["tests/test_calc.py::test_mul"]), test_cmd="python -m pytest -rA")
+        pass_to_pass=TestGroup(success=["tests/test_calc.py::test_mul"]), test_cmd="python -m pytest -rA",
+        status_source="report", dropped={} if solved else {"<b>conftest.py": "test infrastructure"})
     usage = {}
     if "student" in sources:
         usage["student"] = ModelUsage(spec="hf:tiny", calls=sources.count("student"), prompt_tokens=100, cost_usd=None)
@@ -235,6 +236,8 @@ def test_report_content(report: tuple[Path, list[Trajectory]]) -> None:
     assert "filtered out: resolved" in html and "not resolved (unresolved)" in html  # filter report and why
     assert '<span class="add">+    return a + b</span>' in html  # the final patch as a coloured diff
     assert '<td class="PASSED">PASSED</td>' in html and "FAIL_TO_PASS" in html  # per-test grading
+    assert "statuses from the report" in html and "left out of the graded patch" in html  # what grading dropped
+    assert "<code>&lt;b&gt;conftest.py</code></td><td>test infrastructure" in html
     assert 'class="format-error"' in html  # the on-policy rollout's invalid reply
     assert "$ ls 0" in html and "str_replace_editor <b>str_replace</b>" in html
     assert "<details class=\"observation\">" in html

@@ -147,10 +147,17 @@ def render_grading(reward: GradeResult | None) -> str:
     facts = [f"status <b>{esc(reward.status)}</b>"]
     if reward.apply_method:
         facts.append(f"patch applied with {esc(reward.apply_method)}")
+    if reward.status_source:
+        facts.append(f"statuses from the {esc(reward.status_source)}")
     facts.append(f"{reward.duration_s:.1f}s")
     out = ["<p>" + " · ".join(facts) + "</p>"]
     if reward.reason:
         out.append(pre(reward.reason))
+    if reward.dropped:
+        rows = "".join(f"<tr><td><code>{esc(path)}</code></td><td>{esc(why)}</td></tr>"
+                       for path, why in reward.dropped.items())
+        out.append('<div class="action-label">left out of the graded patch</div>'
+                   f'<table class="grading"><tr><th>file</th><th>why</th></tr>{rows}</table>')
     if reward.test_cmd:
         out.append('<div class="action-label">test command</div>' + pre(reward.test_cmd))
     if reward.tests:
