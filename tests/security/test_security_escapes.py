@@ -62,3 +62,12 @@ def test_paths_out_of_the_repository_are_refused(tmp_path: Path) -> None:
     for path in ("../outside.py", "textkit/../../outside.py"):
         result = grade_patch(tmp_path, new_file_patch(path, "x = 1"), name=f"out-{path.count('/')}.diff")
         assert result["status"] == "patch_refused" and "leaves the repository" in result["reason"], result
+
+
+@pytest.mark.slow
+def test_a_patch_too_large_to_read_is_the_models_loss_not_a_failed_run(tmp_path: Path) -> None:
+    """A diff over oec's limit (64 MiB) is not read into memory whole: the rollout has no patch, and ran."""
+    record = attack(tmp_path, ["head -c 52000000 /dev/zero | base64 -w 76 > big.txt && ls -la big.txt"])
+    assert record["exit_reason"] == "submitted" and record["patch"] == ""
+    assert record["error"].startswith("no patch") and "printed more than" in record["error"]
+    assert record["reward"]["status"] == "unresolved"

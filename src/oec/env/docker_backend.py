@@ -51,6 +51,7 @@ from oec.env.sandbox import (  # the local sandbox's output cap: both backends t
     _MIN_CEILING,
     CommandResult,
     Limits,
+    TRUSTED_OUTPUT_BYTES,
     PatchUnavailable,
     SandboxError,
     _OutputCap,
@@ -386,7 +387,10 @@ class DockerSession:
 
     def diff(self) -> str:
         """Everything changed since base_commit, never truncated (it is the rollout's patch)."""
-        code, out, err = self.exec_trusted(diff_script(self.base_commit))
+        code, out, err = self.exec_trusted(f"{diff_script(self.base_commit)} | head -c {TRUSTED_OUTPUT_BYTES + 1}; "
+                                           "exit ${PIPESTATUS[0]}")
+        if len(out.encode("utf-8", errors="replace")) > TRUSTED_OUTPUT_BYTES:
+            raise PatchUnavailable(f"the container's diff is larger than {TRUSTED_OUTPUT_BYTES} bytes")
         if code != 0:
             raise PatchUnavailable(f"git diff failed in {self.image}: {err.strip()[-500:] or out.strip()[-500:]}")
         return out

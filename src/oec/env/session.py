@@ -90,7 +90,10 @@ class EnvSession:
 
     def diff(self) -> str:
         """Everything changed since base_commit: the rollout's patch, read by git INSIDE the sandbox."""
-        code, out, err = self.exec_trusted(diff_script(self.workspace.base_commit))
+        try:
+            code, out, err = self.exec_trusted(diff_script(self.workspace.base_commit))
+        except SandboxError as exc:  # larger than any patch oec accepts, or a repository that stalls git
+            raise PatchUnavailable(f"the workspace's diff could not be read: {exc}") from exc
         if code != 0:
             raise PatchUnavailable(f"the workspace's git cannot diff (exit {code}): {err.strip()[-500:]}")
         return out
