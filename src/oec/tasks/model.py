@@ -11,12 +11,18 @@ import json
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
-_INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]{0,199}")
-_COMMIT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./^~-]*")
-_REPO = re.compile(r"([A-Za-z0-9_.-]+/)?[A-Za-z0-9_.-]+")
+#: field -> (the whole value must match, what the error says a good value is)
+_PLAIN_NAMES = {
+    "instance_id": (re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]{0,199}"),
+                    "a plain id: letters, digits and '_', '.', '+', '=', '-', starting with a letter or digit "
+                    "(no '/', '\\', spaces)"),
+    "repo": (re.compile(r"([A-Za-z0-9_.-]+/)?[A-Za-z0-9_.-]+"),
+             "'owner/name' (letters, digits, '_', '.', '-'; no absolute path, no '.' or '..' component)"),
+    "base_commit": (re.compile(r"[A-Za-z0-9][A-Za-z0-9_./^~-]*"), "a commit hash or ref name"),
+}
 
 
 class Task(BaseModel):
@@ -44,31 +50,15 @@ class Task(BaseModel):
         description="bin folder of a Python environment to put first on PATH (e.g. a per-repo venv)",
     )
 
-    @field_validator("instance_id")
+    @field_validator("instance_id", "repo", "base_commit")
     @classmethod
-    def _plain_instance_id(cls, value: str) -> str:
-        """Ids name workspaces, containers and files: no path characters, no shell metacharacters."""
-        if not _INSTANCE_ID.fullmatch(value):
-            raise ValueError(f"{value!r} is not a plain id: letters, digits and '_', '.', '+', '=', '-' only, "
-                             "starting with a letter or digit (no '/', '\\', spaces or '..')")
-        return value
-
-    @field_validator("repo")
-    @classmethod
-    def _plain_repo(cls, value: str) -> str:
-        """`repo` picks a folder under --repos DIR: 'owner/name', never an absolute path or one with '..'."""
-        parts = value.split("/")
-        if not _REPO.fullmatch(value) or any(part in (".", "..") for part in parts):
-            raise ValueError(f"{value!r} is not 'owner/name' (letters, digits, '_', '.', '-'; "
-                             "no absolute path, no '.' or '..' component)")
-        return value
-
-    @field_validator("base_commit")
-    @classmethod
-    def _plain_commit(cls, value: str) -> str:
-        """A hash (or a ref name in hand-made tasks); never something git or a shell would read as an option."""
-        if not _COMMIT.fullmatch(value):
-            raise ValueError(f"{value!r} is not a commit hash or ref name")
+    def _plain_name(cls, value: str, info: ValidationInfo) -> str:
+        """These reach paths and command lines: `instance_id` names workspaces, containers and files, `repo`
+        picks a folder under --repos DIR, `base_commit` goes to git. None may be a path or an option."""
+        pattern, expected = _PLAIN_NAMES[info.field_name]
+        dot_parts = any(part in (".", "..") for part in value.split("/"))
+        if not pattern.fullmatch(value) or dot_parts:
+            raise ValueError(f"{value!r} is not {expected}")
         return value
 
     @field_validator("FAIL_TO_PASS", "PASS_TO_PASS", mode="before")
