@@ -24,6 +24,7 @@ import functools
 import logging
 import os
 import selectors
+import shlex
 import shutil
 import signal
 import stat
@@ -452,9 +453,10 @@ class Sandbox:
         the script ran out of time or printed more than `max_output_bytes`.
         """
         name = f"oec-stderr-{uuid.uuid4().hex}"
-        inside = f"{self.scratch_inside}/{name}"
+        inside = shlex.quote(f"{self.scratch_inside}/{name}")
         result = self.run(f"exec 2>{inside}\n{script}", timeout_s=timeout_s, output_bytes=max_output_bytes)
         stderr = self.read_scratch(name, limit=1 << 20).decode("utf-8", errors="replace")
+        (Path(self._tmp) / name).unlink(missing_ok=True)
         if result.timed_out:
             raise SandboxError(f"oec's own command ran out of time in the sandbox: {stderr[-500:]}")
         if result.truncated or result.killed_reason:
