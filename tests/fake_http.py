@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+
 @dataclass
 class Reply:
     status: int = 200

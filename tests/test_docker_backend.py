@@ -6,9 +6,9 @@ errors (a real `docker.from_env()`), and the session/grading code around the SDK
 through `HostDocker`, a fake client whose "container" is a folder on this
 machine and whose execs are local processes.
 
-With an engine (skipped only when none answers): real containers end to end,
-from an image built here (`OEC_DOCKER_TEST_IMAGE`, default python:3.11, which
-has bash and git) with a tiny repository and pytest copied in.
+With a real engine (`make test` starts one; without, these fail and say why):
+real containers end to end, from images built here (`docker_images`: a
+debootstrapped Debian with python3, pytest and git, then a repository at /testbed).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 
+import docker_images
 import pytest
 from conftest import CLEAN, _git, make_calc_repo
 from typer.testing import CliRunner
@@ -596,48 +596,23 @@ def test_remove_orphans_removes_only_dead_processes_containers_of_this_host(host
     assert client.removed == [client.listed[0].id]
 
 
-# -- a real engine, end to end (skipped only when none answers) ------------------------------------------
-
-BASE_IMAGE = os.environ.get("OEC_DOCKER_TEST_IMAGE", "python:3.11")  # needs bash, git and python3 >= 3.10
-PYTEST_MODULES = ["pytest", "_pytest", "pluggy", "iniconfig", "packaging", "pygments", "py"]
+# -- a real engine, end to end (a missing engine fails these, with the reason) ----------------------------
 
 
 @pytest.fixture(scope="module")
 def engine():
-    try:
-        client = docker_sdk.from_env()
-        client.ping()
-    except Exception as exc:
-        pytest.skip(f"no docker engine answers ({type(exc).__name__}: {exc}); these tests run real containers")
+    client = docker_images.engine()
     yield client
     client.close()
 
 
 @pytest.fixture(scope="module")
 def real_task(engine, tmp_path_factory: pytest.TempPathFactory) -> Task:
-    """An image FROM the base with the calc repo at /testbed and this machine's pytest copied in (no network)."""
+    """An image FROM the locally built base (python3, pytest, git) with the calc repo at /testbed."""
     context = tmp_path_factory.mktemp("docker-context")
     tag = f"oec-test-calc:{uuid.uuid4().hex[:8]}"
     task = make_repo(context / "testbed", tag)
-    site = context / "site"
-    site.mkdir()
-    for name in PYTEST_MODULES:
-        spec = find_spec(name)
-        if spec is None or spec.origin is None:
-            continue
-        origin = Path(spec.origin)
-        if origin.name == "__init__.py":
-            shutil.copytree(origin.parent, site / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(origin, site / origin.name)
-    (context / "Dockerfile").write_text(
-        f"FROM {BASE_IMAGE}\nCOPY site /opt/oec-test-site\nCOPY testbed /testbed\n"
-        "ENV PYTHONPATH=/opt/oec-test-site\nWORKDIR /testbed\n")
-    try:
-        engine.images.get(BASE_IMAGE)
-    except ImageNotFound:
-        engine.images.pull(BASE_IMAGE)
-    engine.images.build(path=str(context), tag=tag, rm=True)
+    docker_images.repository_image(engine, tag, context / "testbed")
     yield task
     engine.images.remove(tag, force=True)
 

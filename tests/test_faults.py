@@ -118,14 +118,14 @@ def test_an_exception_outside_the_episode_is_recorded_as_error(swe_repo, tmp_pat
 
 def test_bad_task_rows_are_reported_and_the_good_ones_run(swe_repo, tmp_path: Path) -> None:
     register_script("f-submitter", ["<function=submit>\n</function>"])
-    missing = {k: v for k, v in swe_repo.row.items() if k != "base_commit"}
+    missing = {k: v for k, v in swe_repo.row.items() if k != "repo"}
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text(json.dumps(swe_repo.row) + "\n" + json.dumps(missing) + "\n{not json\n")
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["collect", str(tasks), "--repos", str(swe_repo.repos_dir), "--strategy",
                                       "on-policy", "--student", "scripted:f-submitter", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert f"{tasks}:2: field 'base_commit'" in result.output and f"{tasks}:3: invalid JSON" in result.output
+    assert f"{tasks}:2: field 'repo'" in result.output and f"{tasks}:3: invalid JSON" in result.output
     assert [r["id"] for r in map(json.loads, (out / "trajectories.jsonl").read_text().splitlines())] == [
         "acme__calc-1/on-policy/0"]
 

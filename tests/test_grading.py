@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 from conftest import diff_after
+from typer.testing import CliRunner
 
 from oec.cli import app
 from oec.env.repos import RepoIndex, RepoNotFound

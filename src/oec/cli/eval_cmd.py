@@ -8,12 +8,25 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from oec.cli.common import console, fail, load_task_source, report_errors, repo_index
-from oec.cli.execution import (DrainOption, ExecutorOption, GradingSlotsOption, RayAddressOption, check_executor,
-                               run_rollouts)
+from oec.cli.common import (
+    choose_env_backend,
+    console,
+    fail,
+    load_task_source,
+    repo_index,
+    report_errors,
+)
+from oec.cli.execution import (
+    DrainOption,
+    ExecutorOption,
+    GradingSlotsOption,
+    RayAddressOption,
+    check_executor,
+    run_rollouts,
+)
 from oec.collect.episode import Limits
 from oec.collect.run_dir import RunDirError
-from oec.eval.evaluate import EvalSummary, evaluate, load_summary
+from oec.eval.evaluate import EvalSummary, evaluate, load_summary, write_predictions
 from oec.models.registry import ModelOptions
 
 
@@ -40,6 +53,11 @@ def eval_command(
     max_tokens: int = typer.Option(512, "--max-tokens"),
     data_source: Optional[str] = typer.Option(None, "--data-source", help="what the model was trained on (for tables)"),
     label: Optional[str] = typer.Option(None, "--label"),
+    env: str = typer.Option("local", "--env",
+                            help="local (repos folder) | docker (each task's SWE-bench/SWE-smith image)"),
+    isolation: str = typer.Option("auto", "--isolation", help="auto | bwrap | none (local only)"),
+    predictions_out: Optional[Path] = typer.Option(
+        None, "--predictions-out", help="also write SWE-bench's predictions file (JSONL), for the official harness"),
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
     grading_slots: GradingSlotsOption = None,
@@ -47,6 +65,9 @@ def eval_command(
 ) -> None:
     """Run MODEL alone on every task, grade each rollout, report the resolve rate with a 95% Wilson interval."""
     check_executor(executor, ray_address)
+    if isolation not in ("auto", "bwrap", "none"):
+        raise fail(f"--isolation {isolation}: expected auto, bwrap or none")
+    env = choose_env_backend(env)
     loaded = load_task_source(tasks_file)
     report_errors(loaded)
     if not loaded.tasks:
@@ -58,12 +79,17 @@ def eval_command(
                 model, loaded.tasks, index, out, samples=samples, concurrency=concurrency, seed=seed,
                 options=ModelOptions(base_url=base_url, max_tokens=max_tokens, seed=seed, max_concurrency=concurrency),
                 limits=Limits(max_calls_per_model=max_calls), data_source=data_source, label=label,
-                console=console, executor=chosen, stop=stop),
+                console=console, executor=chosen, stop=stop, env_backend=env,  # type: ignore[arg-type]
+                isolation=isolation),  # type: ignore[arg-type]
             executor=executor, concurrency=concurrency, ray_address=ray_address, drain=drain,
             grading_slots=grading_slots)
     except (RunDirError, ValueError) as exc:
         raise fail(str(exc)) from exc
     console.print(comparison_table([(str(out), summary)]))
+    if predictions_out is not None:
+        written = write_predictions(out, model, predictions_out)
+        console.print(f"wrote {written} predictions to {predictions_out} (SWE-bench's format; the first sample "
+                      "of each task)")
 
 
 def compare_command(dirs: list[Path] = typer.Argument(..., help="evaluation directories")) -> None:

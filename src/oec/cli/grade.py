@@ -10,17 +10,29 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from oec.cli.common import choose_env_backend, console, fail, load_task_source, report_errors, repo_index
+from oec.cli.common import (
+    choose_env_backend,
+    console,
+    fail,
+    load_task_source,
+    repo_index,
+    report_errors,
+)
 from oec.grading.batch import grade_many
 from oec.grading.grader import GradeResult
-from oec.grading.predictions import PredictionsError, load_patch_file, load_predictions, looks_like_predictions
+from oec.grading.predictions import (
+    PredictionsError,
+    load_patch_file,
+    load_predictions,
+    looks_like_predictions,
+)
 from oec.tasks.model import Task
 
 
 def choose_patches(tasks: list[Task], patch: str) -> list[tuple[Task, str]]:
     """gold -> each task's gold patch; empty -> no change; a .json/.jsonl -> predictions; else one diff for all."""
     if patch == "gold":
-        return [(t, t.patch) for t in tasks]
+        return [(t, t.fix_patch) for t in tasks]
     if patch == "empty":
         return [(t, "") for t in tasks]
     path = Path(patch)

@@ -81,7 +81,7 @@ def list_command(
         table.add_column(column, overflow="fold" if column != "problem" else "ellipsis", no_wrap=column == "problem")
     for task in result.tasks:
         first_line = task.problem_statement.strip().splitlines()[0] if task.problem_statement.strip() else ""
-        table.add_row(task.instance_id, task.repo, task.base_commit[:10], str(len(task.FAIL_TO_PASS)),
+        table.add_row(task.instance_id, task.repo, (task.base_commit or 'bug: patch')[:10], str(len(task.FAIL_TO_PASS)),
                       str(len(task.PASS_TO_PASS)), first_line[:60])
     console.print(table)
     report_errors(result)

@@ -46,8 +46,8 @@ from oec.collect.episode import Actor, Episode, EpisodeEnd
 from oec.collect.records import Firing
 from oec.collect.schedules import StudentProgress
 from oec.data.filters import find_repetition
-from oec.grading.patch_files import PatchParseError, files_touched
 from oec.grading.log_parsers import PASSING, parse_pytest_log
+from oec.grading.patch_files import PatchParseError, files_touched
 from oec.models.base import Message, ModelError
 
 __all__ = [
@@ -516,8 +516,8 @@ class OracleDetector(_Base):
         self.name = "oracle"
 
     async def start(self, episode: Episode, env: WatchedEnv) -> None:
-        self.gold_files = frozenset(files_touched(episode.task.patch))
-        self.gold_added = added_lines(episode.task.patch)
+        self.gold_files = frozenset(files_touched(episode.task.fix_patch))
+        self.gold_added = added_lines(episode.task.fix_patch)
 
     async def check(self, watch: Watch) -> Firing | None:
         if not self.gold_files:

@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from oec.env.docker_shell import (
+    bug_state_script,
     checkout_script,
     checkpoint_script,
     diff_script,
@@ -46,18 +47,19 @@ from oec.env.docker_shell import (
     reset_script,
     wrap_command,
 )
+from oec.env.leftovers import pid_alive
 from oec.env.sandbox import (  # the local sandbox's output cap: both backends truncate (and say so) alike
     _CEILING_FACTOR,
     _MIN_CEILING,
+    TRUSTED_OUTPUT_BYTES,
     CommandResult,
     Limits,
-    TRUSTED_OUTPUT_BYTES,
     PatchUnavailable,
     SandboxError,
     _OutputCap,
     command_result,
 )
-from oec.env.leftovers import pid_alive
+from oec.grading.patch_files import canonical, parse_patch_files
 from oec.grading.report_plugin import PYTEST_REPORT_PLUGIN
 from oec.tasks.model import Task
 
@@ -266,13 +268,12 @@ def _close_stream(stream: Any) -> None:
 class _Watchdog:
     """Ends a command the in-container deadline did not (a stuck wrapper, an engine hiccup).
 
-    First it kills the command's processes; if the output stream still does not end, it
-    closes the stream so `run` returns.
+    It closes the output stream, so `run` returns, then kills the command's processes
+    (in that order: the kill's own exec can block behind a stream nobody reads).
     """
 
     def __init__(self, delay_s: float, kill: Any, stream: Any) -> None:
         self.fired = False
-        self._done = threading.Event()
         self._kill, self._stream = kill, stream
         self._timer = threading.Timer(delay_s, self._fire)
         self._timer.daemon = True
@@ -280,15 +281,13 @@ class _Watchdog:
 
     def _fire(self) -> None:
         self.fired = True
+        _close_stream(self._stream)  # first, or the kill's exec can block behind the unread stream
         try:
             self._kill()
         except Exception as exc:
             log.warning("docker: watchdog could not kill a command: %s", exc)
-        if not self._done.wait(_WATCHDOG_GRACE_S):
-            _close_stream(self._stream)
 
     def cancel(self) -> None:
-        self._done.set()
         self._timer.cancel()
 
 
@@ -315,8 +314,11 @@ class DockerSession:
 
     @classmethod
     def open(cls, task: Task, *, limits: Limits | None = None, config: DockerConfig = DockerConfig(),
-             label: str | None = None, client: DockerClient | None = None) -> DockerSession:
-        """Start the container, copy the editor in, check out base_commit; on any failure remove it."""
+             label: str | None = None, client: DockerClient | None = None,
+             purpose: str = "agent") -> DockerSession:
+        """Start the container, copy the editor in, put the repository at the task's start; on any failure
+        remove it. A SWE-smith row's start is built from the image's clean repository (`purpose`: the agent
+        works without the FAIL_TO_PASS tests' files, grading has them)."""
         own_client = client is None
         client = client or connect()
         image = image_for(task, config)
@@ -338,7 +340,9 @@ class DockerSession:
         session = cls(task, client, container, image=image, limits=limits, config=config, owns_client=own_client)
         try:
             session._install_editor()
-            if config.checkout:
+            if task.bug_shaped:
+                session._build_bug_state(with_tests=purpose == "grading")
+            elif config.checkout:
                 session._checkout()
         except BaseException:
             session.close()
@@ -373,8 +377,14 @@ class DockerSession:
                     cap.add(chunk)
                     if cap.total > ceiling:
                         reason = "output_limit"
+                        # close the flooding stream first: the engine's exec-exit handling blocks on a stream
+                        # nobody reads, and the kill's own exec would then never return
+                        _close_stream(stream)
                         self._kill(marker)
                         break
+            except Exception:
+                if not watchdog.fired:  # the watchdog closed the stream under the loop: a timeout, below
+                    raise
             finally:
                 watchdog.cancel()
                 _close_stream(stream)
@@ -483,6 +493,20 @@ class DockerSession:
             raise DockerBackendError(
                 f"{self.task.instance_id}: cannot check out base_commit {self.task.base_commit} in "
                 f"{self.config.workdir} of {self.image}: {err.strip() or out.strip()}")
+        self.base_commit = out.strip().splitlines()[-1]
+
+    def _build_bug_state(self, *, with_tests: bool) -> None:
+        """SWE-smith's two states without its mirror branches: the image's clean tree plus the bug, minus the
+        FAIL_TO_PASS tests' files unless grading; committed as the only commit there is."""
+        changes = parse_patch_files(self.task.patch)
+        if any(".git" in part.lower().split("/") for change in changes for part in change.paths):
+            raise DockerBackendError(f"{self.task.instance_id}: the row's patch writes into .git")
+        staged = self.stage_file(f"oec-bug-{uuid.uuid4().hex}.diff", canonical(changes).encode("utf-8"))
+        test_files = sorted({t.split("::", 1)[0] for t in self.task.FAIL_TO_PASS if "::" in t})
+        code, out, err = self.exec_trusted(bug_state_script(staged, [] if with_tests else test_files))
+        if code != 0:
+            raise DockerBackendError(f"{self.task.instance_id}: cannot build the task's start from the clean "
+                                     f"repository of {self.image}: {err.strip()[-500:] or out.strip()[-500:]}")
         self.base_commit = out.strip().splitlines()[-1]
 
     def _kill(self, marker: str) -> None:

@@ -25,10 +25,17 @@ from __future__ import annotations
 import re
 import shlex
 
-from oec.env.git_scripts import GIT, GIT_ENV, checkpoint_script, diff_script, reset_script
+from oec.env.git_scripts import (
+    GIT,
+    GIT_ENV,
+    checkpoint_script,
+    diff_script,
+    reset_script,
+)
 
 __all__ = [
     "MARKER_VAR",
+    "bug_state_script",
     "checkout_script",
     "checkpoint_script",
     "diff_script",
@@ -100,6 +107,16 @@ def checkout_script(commit: str) -> str:
     return (f"{GIT_ENV}\n{GIT} checkout --quiet --force --detach {ref} && {GIT} clean -fdq || "
             "exit 1\n"
             f"{isolate_history_script()}")
+
+
+def bug_state_script(bug_patch_path: str, remove: list[str]) -> str:
+    """A SWE-smith row's start, made from the image's clean repository: the bug applied, `remove`d files
+    gone (the FAIL_TO_PASS tests' files, for the agent), committed, and the history cut; print HEAD."""
+    removal = f"rm -f -- {' '.join(shlex.quote(p) for p in remove)} && " if remove else ""
+    return (f"{GIT_ENV}\n{GIT} checkout --quiet --force HEAD && {GIT} clean -fdq && "
+            f"{GIT} apply --whitespace=nowarn {shlex.quote(bug_patch_path)} && {removal}"
+            f"{GIT} add -A -- . && {GIT} -c user.name=oec -c user.email=oec@localhost -c commit.gpgsign=false "
+            f"commit --quiet --no-verify -m 'oec: task start' || exit 1\n{isolate_history_script()}")
 
 
 def isolate_history_script() -> str:

@@ -80,7 +80,7 @@ def check_leaks(task: Task, repos: RepoIndex, *, isolation: Isolation = "auto",
             if code != 0:
                 raise RuntimeError(f"cannot list the workspace's objects: {err.strip()[-300:]}")
             readable = set(out.split())
-            for patch, label in ((task.patch, "gold patch"), (task.test_patch, "test patch")):
+            for patch, label in ((task.fix_patch, "gold patch"), (task.test_patch, "test patch")):
                 if patch.strip():
                     report.fixed.update(_fixed_blobs(session, patch, label))
         in_source = set(git(["cat-file", "--batch-all-objects", "--batch-check=%(objectname)"], cwd=repo).split())

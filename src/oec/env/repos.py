@@ -30,6 +30,9 @@ class RepoIndex:
 
     def locate(self, task: Task) -> Path:
         """Return the git repository for `task`, checking that it holds the base commit."""
+        if task.base_commit is None:
+            raise RepoNotFound(f"{task.instance_id}: a SWE-smith row (no base_commit; `patch` is the bug) is built "
+                               "from its image's clean repository: run it with --env docker")
         found = [p for p in self.candidates(task) if (p / ".git").exists() or (p / "HEAD").is_file()]
         if not found:
             searched = ", ".join(str(d) for d in self.dirs) or "(no repos folder given)"

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Literal, Union
 from oec.agent.tools import EDITOR_SCRIPT
 from oec.env.git_scripts import checkpoint_script, diff_script, reset_script
 from oec.env.repos import RepoIndex
-from oec.env.sandbox import CommandResult, Limits, PatchUnavailable, Sandbox, SandboxError
+from oec.env.sandbox import (
+    CommandResult,
+    Limits,
+    PatchUnavailable,
+    Sandbox,
+    SandboxError,
+)
 from oec.env.workspace import Workspace
 from oec.grading.report_plugin import PYTEST_REPORT_PLUGIN
 from oec.tasks.model import Task
@@ -23,6 +29,8 @@ if TYPE_CHECKING:
     from oec.env.docker_backend import DockerConfig, DockerSession
 
 Isolation = Literal["auto", "bwrap", "none"]
+#: what a session is opened for: the agent's rollout, or grading a patch
+Purpose = Literal["agent", "grading"]
 #: "local", "docker" (DockerConfig's defaults), or a DockerConfig
 EnvBackend = Union[Literal["local", "docker"], "DockerConfig"]
 ENV_BACKENDS = ("local", "docker")
@@ -143,8 +151,12 @@ def open_session(
     isolation: Isolation = "auto",
     work_root: Path | None = None,
     label: str | None = None,
+    purpose: Purpose = "agent",
 ) -> EnvSession | DockerSession:
-    """Open the task's environment with the chosen backend (docker ignores repos, isolation, work_root)."""
+    """Open the task's environment with the chosen backend (docker ignores repos, isolation, work_root).
+
+    `purpose` matters for SWE-smith rows only: the agent starts without the files of the FAIL_TO_PASS
+    tests, grading with them."""
     if backend == "local":
         return EnvSession.open(task, repos, limits=limits, isolation=isolation, work_root=work_root, label=label)
     from oec.env.docker_backend import DockerConfig, DockerSession
@@ -153,4 +165,4 @@ def open_session(
         backend = DockerConfig()
     if not isinstance(backend, DockerConfig):
         raise ValueError(f"env backend must be one of {', '.join(ENV_BACKENDS)} or a DockerConfig, not {backend!r}")
-    return DockerSession.open(task, limits=limits, config=backend, label=label)
+    return DockerSession.open(task, limits=limits, config=backend, label=label, purpose=purpose)

@@ -18,6 +18,7 @@ from oec.collect.run_dir import RunDir
 from oec.collect.runner import collect
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import Limits as SandboxLimits
+from oec.env.session import EnvBackend, Isolation
 from oec.eval.stats import wilson_interval
 from oec.models.portable import PortableProvider
 from oec.models.registry import ModelOptions
@@ -73,6 +74,8 @@ async def evaluate(
     console: Console | None = None,
     executor: Executor | None = None,
     stop: StopSignal | None = None,
+    env_backend: EnvBackend = "local",
+    isolation: Isolation = "auto",
 ) -> EvalSummary:
     """Run the model alone on every task (`samples` times), grade, and write OUT/eval.json.
 
@@ -85,12 +88,27 @@ async def evaluate(
     run_dir.prepare(config, ("model", "seed", "max_calls", "max_steps"))
     rollout = RolloutConfig(strategy="on-policy", student=PortableProvider(model, options or ModelOptions()),
                             expert=None, switch=None, repos=repos, seed=seed, limits=limits,
-                            sandbox_limits=SandboxLimits(timeout_s=command_timeout))
+                            sandbox_limits=SandboxLimits(timeout_s=command_timeout), env_backend=env_backend,
+                            isolation=isolation)
     await collect(tasks, [rollout], run_dir, samples=samples, concurrency=concurrency, console=console,
                   executor=executor, stop=stop)
     summary = summarize(run_dir, model, data_source, label)
     write_summary(out, summary)
     return summary
+
+
+def write_predictions(run_dir: Path, model: str, out: Path) -> int:
+    """SWE-bench's predictions file from an evaluation: {instance_id, model_name_or_path, model_patch} per task,
+    the first sample's patch, so the official harness can grade the same patches. Returns the rows written."""
+    rows = {}
+    for trajectory in sorted(RunDir(run_dir).read(), key=lambda t: t.sample_index):
+        rows.setdefault(trajectory.instance_id, {"instance_id": trajectory.instance_id,
+                                                 "model_name_or_path": model, "model_patch": trajectory.patch})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows.values()), encoding="utf-8")
+    os.replace(tmp, out)
+    return len(rows)
 
 
 def load_summary(path: Path) -> EvalSummary:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shlex
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -32,10 +32,11 @@ from oec.env.repos import RepoIndex
 from oec.env.sandbox import CommandResult, Limits
 from oec.env.session import EnvBackend, EnvSession, Isolation, open_session
 from oec.grading.apply import apply_for_grading, apply_patch
-from oec.grading.log_parsers import PASSING, TestStatus, parse_pytest_log
-from oec.grading.patch_files import PatchParseError, files_touched
+from oec.grading.log_parsers import PASSING, TestStatus, parse_log
 from oec.grading.patch_policy import screen
 from oec.grading.report_plugin import MAX_REPORT_BYTES, parse_report, plugin_env_script
+from oec.grading.specs import RepoSpec, spec_for, test_command
+from oec.grading.test_ids import match_statuses
 from oec.tasks.model import Task
 
 if TYPE_CHECKING:
@@ -79,33 +80,28 @@ class GradeResult(BaseModel):
 
 
 def default_test_command(task: Task) -> str:
-    """The task's own test_cmd, else pytest -rA over the test files test_patch touches (SWE-bench's way)."""
-    if task.test_cmd:
-        return task.test_cmd
-    try:
-        files = files_touched(task.test_patch) if task.test_patch.strip() else []
-    except PatchParseError:
-        files = []
-    if not files:  # no test_patch: the files named by the deciding test ids
-        files = list(dict.fromkeys(t.split("::")[0] for t in task.FAIL_TO_PASS + task.PASS_TO_PASS if "::" in t))
-    return shlex.join(["python", "-m", "pytest", "-rA", "-p", "no:cacheprovider", *files])
+    """The command that runs the task's deciding tests: its own test_cmd, else its repository's (`specs`)."""
+    return test_command(task)
 
 
-def decide(task: Task, statuses: dict[str, object], *, xfail_at_base: set[str] | None = None,
-           ) -> tuple[bool, dict[str, str], TestGroup, TestGroup]:
+def decide(task: Task, statuses: Mapping[str, TestStatus], *, xfail_at_base: set[str] | None = None,
+           id_rules: tuple[str, ...] = ("cut-at-space",)) -> tuple[bool, dict[str, str], TestGroup, TestGroup]:
     """Pure decision from parsed statuses: every F2P and every P2P test must pass.
 
+    A listed id is matched to the reported ones as listed, else through `id_rules`
+    (the bends the task file's own parser made, `oec.grading.test_ids`).
     `xfail_at_base`: when given, an XFAIL passes only for the tests in it (an
     expected failure that was expected at the base too); a test that passed at
     the base and "fails as expected" now was broken and marked, not fixed.
     """
+    matched = match_statuses(task.FAIL_TO_PASS + task.PASS_TO_PASS, statuses, id_rules)
     tests: dict[str, str] = {}
     groups = []
     for ids in (task.FAIL_TO_PASS, task.PASS_TO_PASS):
         group = TestGroup()
         for test_id in ids:
-            status = statuses.get(test_id)
-            tests[test_id] = getattr(status, "value", "MISSING") if status is not None else "MISSING"
+            status = matched.get(test_id)
+            tests[test_id] = status.value if status is not None else "MISSING"
             passed = status in PASSING and not (
                 status == TestStatus.XFAIL and xfail_at_base is not None and test_id not in xfail_at_base)
             (group.success if passed else group.failure).append(test_id)
@@ -126,30 +122,50 @@ class TestRun:
     problem: tuple[GradeStatus, str] | None = None
 
 
-def run_tests(session: EnvSession | DockerSession, task: Task) -> TestRun:
+def _setup(session: EnvSession | DockerSession, spec: RepoSpec) -> list[str]:
+    """What runs before the test command: the spec's exports, and in an image, SWE-bench's re-install.
+
+    The re-install is repeated as SWE-bench's eval script does (django installs itself into
+    site-packages), offline: an editable install needs none, another gets no build isolation
+    and no index (the container has no network)."""
+    if isinstance(session, EnvSession):
+        return []  # a local task's environment is the user's python_env (read-only) or oec's own
+    steps = list(spec.env_setup)
+    install = spec.reinstall
+    if install and " -e " not in f" {install} " and " --editable" not in install:
+        if "pip install" in install:
+            install += " --no-build-isolation --no-deps --no-index"
+        steps.append(install)
+    return steps
+
+
+def run_tests(session: EnvSession | DockerSession, task: Task, spec: RepoSpec | None = None) -> TestRun:
     """Run the task's test command with oec's report plugin loaded; statuses from its report when pytest ran.
 
     A pytest run that started but never reported its end (a patch that calls
-    os._exit, a crash) gives no statuses; a command that is not pytest (issue
-    trackers' own runners) falls back to the log.
+    os._exit, a crash) gives no statuses; a command that is not pytest (django's
+    and sympy's runners) is read from its log with the spec's parser.
     """
-    command = default_test_command(task)
+    spec = spec or spec_for(task)
+    command = test_command(task, spec)
     name = f"oec-pytest-report-{uuid.uuid4().hex}.jsonl"
     report_path = session.stage_file(name, b"")
-    script = "\n".join([plugin_env_script(report_path, session.pytest_plugin_dir), _TEST_ENV, command])
+    script = "\n".join([*_setup(session, spec), plugin_env_script(report_path, session.pytest_plugin_dir),
+                        _TEST_ENV, command])
     run = session.run(script)
     report = parse_report(session.read_staged(name, limit=MAX_REPORT_BYTES))
     if report.complete:
-        if not task.test_cmd and run.exit_code is not None and report.exit_statuses[-1] != run.exit_code:
+        single = not task.test_cmd and spec.source == "default"
+        if single and run.exit_code is not None and report.exit_statuses[-1] != run.exit_code:
             why = f"pytest exited {run.exit_code} but reported {report.exit_statuses[-1]}: the run was tampered with"
             return TestRun(run, {}, "report", ("unresolved", why))
         return TestRun(run, report.statuses, "report")
     if report.sessions:
         why = "pytest started but never reported its end (os._exit, a crash or a kill): no status is trusted"
         return TestRun(run, {}, "report", ("unresolved", why))
-    if _RUNS_PYTEST.search(command):
+    if spec.log_parser == "pytest" and _RUNS_PYTEST.search(command):
         return TestRun(run, {}, None, ("error", "pytest wrote no report: did it start? (see the log excerpt)"))
-    return TestRun(run, parse_pytest_log(run.output), "log")
+    return TestRun(run, parse_log(run.output, spec.log_parser), "log")
 
 
 _base_cache: dict[str, dict[str, TestStatus]] = {}
@@ -170,9 +186,10 @@ def base_statuses(task: Task, open_env) -> dict[str, TestStatus]:
     with open_env() as session:
         applied = apply_patch(session, task.test_patch)
         statuses = run_tests(session, task).statuses if applied.ok else {}
+    matched = match_statuses(task.FAIL_TO_PASS + task.PASS_TO_PASS, statuses, spec_for(task).id_rules)
     with _base_lock:
-        _base_cache[key] = statuses
-    return statuses
+        _base_cache[key] = matched
+    return matched
 
 
 def grade(
@@ -191,7 +208,7 @@ def grade(
 
     def open_env() -> EnvSession | DockerSession:
         return open_session(task, repos, backend=env, limits=limits, isolation=isolation, work_root=work_root,
-                            label=f"grade-{task.instance_id}")
+                            label=f"grade-{task.instance_id}", purpose="grading")
 
     try:
         verdict = screen(patch, task)
@@ -209,8 +226,9 @@ def grade(
                 log = tests_applied.log[-2000:] if tests_applied else ""
                 result.status, result.reason = "test_patch_failed", "test_patch does not apply:\n" + log
                 return result
-            result.test_cmd = default_test_command(task)
-            tested = run_tests(session, task)
+            spec = spec_for(task)
+            result.test_cmd = test_command(task, spec)
+            tested = run_tests(session, task, spec)
         result.log_excerpt, result.status_source = tested.run.output[-LOG_EXCERPT_CHARS:], tested.source
         if tested.run.timed_out:
             result.status, result.reason = "timeout", f"tests ran past {limits.timeout_s:.0f}s"
@@ -219,11 +237,12 @@ def grade(
             result.status, result.reason = tested.problem
             return result
         deciding = task.FAIL_TO_PASS + task.PASS_TO_PASS
-        xfailed = [t for t in deciding if tested.statuses.get(t) == TestStatus.XFAIL]
+        xfailed = [t for t, status in match_statuses(deciding, tested.statuses, spec.id_rules).items()
+                   if status == TestStatus.XFAIL]
         at_base = base_statuses(task, open_env) if xfailed else {}
         xfail_at_base = {t for t in xfailed if at_base.get(t) == TestStatus.XFAIL}
         resolved, result.tests, result.fail_to_pass, result.pass_to_pass = decide(
-            task, tested.statuses, xfail_at_base=xfail_at_base)
+            task, tested.statuses, xfail_at_base=xfail_at_base, id_rules=spec.id_rules)
         result.resolved = resolved
         result.status = "resolved" if resolved else "unresolved"
         if not resolved:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import unidiff
 
-__all__ = ["FileChange", "PatchParseError", "canonical", "files_touched", "parse_patch_files"]
+__all__ = ["FileChange", "PatchParseError", "canonical", "files_touched", "parse_patch_files", "reverse_patch"]
 
 #: extended git header lines kept in the canonical form (the paths of rename/copy lines are rewritten)
 _MODE_LINE = re.compile(r"(old mode|new mode|new file mode|deleted file mode) ([0-7]{6})$")
@@ -222,3 +222,61 @@ def files_touched(patch: str) -> list[str]:
             if path not in paths:
                 paths.append(path)
     return paths
+
+
+_HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)$")
+_REVERSED_MODES = {"new file mode": "deleted file mode", "deleted file mode": "new file mode",
+                   "old mode": "new mode", "new mode": "old mode"}
+
+
+def _reverse_hunk(hunk: str) -> str:
+    """A hunk undone: the two ranges swapped, each added line removed and each removed line added.
+
+    Within each run of changed lines the removed ones come first, as git writes them; a
+    "\\ No newline at end of file" marker stays with the line it follows."""
+    header, *lines = hunk.splitlines(keepends=True)
+    match = _HUNK_HEADER.match(header.rstrip("\n"))
+    if not match:
+        raise PatchParseError(f"not a hunk header: {header!r}")
+    old_start, old_len, new_start, new_len, section = match.groups()
+    out = [f"@@ -{new_start}{',' + new_len if new_len is not None else ''} "
+           f"+{old_start}{',' + old_len if old_len is not None else ''} @@{section}\n"]
+    items: list[tuple[str, str]] = []  # (kind after reversal, the line with its "no newline" marker)
+    for line in lines:
+        if line.startswith("\\") and items:
+            kind, text = items[-1]
+            items[-1] = (kind, text + line)
+            continue
+        flipped = {"+": "-", "-": "+"}.get(line[:1])
+        items.append((flipped, flipped + line[1:]) if flipped else (" ", line))
+    removed: list[str] = []
+    added: list[str] = []
+    for kind, text in items:
+        if kind == "-":
+            removed.append(text)
+        elif kind == "+":
+            added.append(text)
+        else:
+            out.extend(removed + added)
+            removed, added = [], []
+            out.append(text)
+    out.extend(removed + added)
+    return "".join(out)
+
+
+def reverse_patch(patch: str) -> str:
+    """The patch that undoes `patch` (SWE-smith publishes the bug; the fix is its reverse)."""
+    changes = []
+    for change in parse_patch_files(patch):
+        if change.binary:
+            raise PatchParseError(f"{change.path}: a binary change cannot be reversed here")
+        modes = {_REVERSED_MODES[key]: value for key, value in change.modes.items()}
+        index = change.index
+        if index:
+            ids, _, mode = index.partition(" ")
+            old, _, new = ids.partition("..")
+            index = f"{new}..{old}" + (f" {mode}" if mode else "")
+        changes.append(FileChange(old_path=change.new_path, new_path=change.old_path, modes=modes, index=index,
+                                  similarity=change.similarity, copied=change.copied,
+                                  hunks=[_reverse_hunk(h) for h in change.hunks]))
+    return canonical(changes)

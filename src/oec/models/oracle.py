@@ -403,8 +403,9 @@ class OracleModel:
             raise ValueError(f"{task.instance_id}: the oracle needs the task's gold patch, and it is empty")
         self.name = name
         self.task = task
-        self.base = task.base_commit
-        self.files = parse_patch(task.patch)
+        # a SWE-smith row's start commit is made in its container: the one root commit there is the base
+        self.base = task.base_commit or '"$(git rev-list --max-parents=0 HEAD | tail -n 1)"'
+        self.files = parse_patch(task.fix_patch)
         if not self.files:
             raise ValueError(f"{task.instance_id}: the gold patch names no file")
         #: the script can never run past this bound, so by default the cap is only a backstop

@@ -23,6 +23,8 @@ class _Section(BaseModel):
 class RunSection(_Section):
     out: Path = Path("runs/demo")
     seed: int = 0
+    env: Literal["local", "docker"] = Field(
+        default="local", description="where rollouts run and are graded: local sandbox, or each task's image")
 
 
 class TasksSection(_Section):

@@ -91,7 +91,7 @@ def run_pipeline(config: PipelineConfig, console: Console) -> PipelineResult:
                     expert_base_url=m.expert_base_url, max_calls=c.max_calls, max_student_calls=c.max_student_calls,
                     max_steps=c.max_steps,
                     max_tokens=m.max_tokens, command_timeout=c.command_timeout,
-                    max_observation_chars=c.max_observation_chars)
+                    max_observation_chars=c.max_observation_chars, env=config.run.env)
 
     console.rule("2/5 filter")
     filtered = collect_dir / FILTERED
@@ -143,7 +143,8 @@ def run_pipeline(config: PipelineConfig, console: Console) -> PipelineResult:
             seed=config.run.seed, options=ModelOptions(max_tokens=m.max_tokens, seed=config.run.seed,
                                                        max_concurrency=e.concurrency),
             limits=Limits(max_calls_per_model=e.max_calls, max_observation_chars=c.max_observation_chars),
-            command_timeout=c.command_timeout, data_source=source, label=label, console=console))
+            command_timeout=c.command_timeout, data_source=source, label=label, console=console,
+            env_backend=config.run.env))
         result.evaluations.append((str(eval_dir), summary))
 
     console.print(comparison_table(result.evaluations))

@@ -13,7 +13,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-
 #: field -> (the whole value must match, what the error says a good value is)
 _PLAIN_NAMES = {
     "instance_id": (re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]{0,199}"),
@@ -32,9 +31,12 @@ class Task(BaseModel):
 
     instance_id: str = Field(min_length=1)
     repo: str = Field(min_length=1, description="owner/name, e.g. 'astropy/astropy'")
-    base_commit: str = Field(min_length=4)
+    base_commit: str | None = Field(
+        default=None, min_length=4,
+        description="the commit the agent starts from; none in SWE-smith rows, whose `patch` is the bug",
+    )
     problem_statement: str
-    patch: str = Field(default="", description="gold patch (diff against base_commit)")
+    patch: str = Field(default="", description="gold patch (diff against base_commit); SWE-smith rows: the bug")
     test_patch: str = Field(default="", description="diff adding the tests that decide the task")
     FAIL_TO_PASS: list[str] = Field(default_factory=list)
     PASS_TO_PASS: list[str] = Field(default_factory=list)
@@ -52,9 +54,11 @@ class Task(BaseModel):
 
     @field_validator("instance_id", "repo", "base_commit")
     @classmethod
-    def _plain_name(cls, value: str, info: ValidationInfo) -> str:
+    def _plain_name(cls, value: str | None, info: ValidationInfo) -> str | None:
         """These reach paths and command lines: `instance_id` names workspaces, containers and files, `repo`
         picks a folder under --repos DIR, `base_commit` goes to git. None may be a path or an option."""
+        if value is None:
+            return value
         pattern, expected = _PLAIN_NAMES[info.field_name]
         dot_parts = any(part in (".", "..") for part in value.split("/"))
         if not pattern.fullmatch(value) or dot_parts:
@@ -85,6 +89,21 @@ class Task(BaseModel):
         if isinstance(value, (int, float)):
             return str(value)
         return value
+
+    @property
+    def bug_shaped(self) -> bool:
+        """A SWE-smith row: no base_commit, `patch` is the bug that turns the image's clean repository into the
+        task's start (the agent works without the FAIL_TO_PASS tests' files; grading puts them back)."""
+        return self.base_commit is None
+
+    @property
+    def fix_patch(self) -> str:
+        """The gold fix: `patch`, or for a SWE-smith row its reverse."""
+        if not self.bug_shaped or not self.patch.strip():
+            return self.patch
+        from oec.grading.patch_files import reverse_patch
+
+        return reverse_patch(self.patch)
 
     @property
     def repo_dirname(self) -> str:

@@ -1,5 +1,4 @@
 import pytest
-
 from calc import CalcError
 from calc.lexer import Token, tokenize
 

@@ -1,5 +1,4 @@
 import pytest
-
 from inikit import ConfigError, parse
 
 TEXT = """

@@ -1,5 +1,4 @@
 import pytest
-
 from inikit import ParseError, parse
 
 SAMPLE = """

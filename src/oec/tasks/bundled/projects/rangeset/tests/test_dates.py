@@ -1,7 +1,6 @@
 from datetime import date
 
 import pytest
-
 from rangeset import DateRange, business_days
 
 

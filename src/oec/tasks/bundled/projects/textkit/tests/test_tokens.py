@@ -1,5 +1,4 @@
 import pytest
-
 from textkit import ngrams, sentences, tokenize, word_count
 from textkit.tokens import Token
 
