@@ -13,19 +13,8 @@ from oec.models.anthropic_backend import AnthropicModel
 from oec.models.base import Model, ModelError
 from oec.models.openai_backend import OpenAIModel
 from oec.models.pricing import cost_usd, price_per_mtok
-from oec.models.registry import (
-    ModelOptions,
-    ModelProvider,
-    make_provider,
-    parse_spec,
-    register_backend,
-)
-from oec.models.retry import (
-    RetryPolicy,
-    TransientError,
-    call_with_retries,
-    parse_retry_after,
-)
+from oec.models.registry import ModelOptions, ModelProvider, make_provider, parse_spec, register_backend
+from oec.models.retry import RetryPolicy, TransientError, call_with_retries, parse_retry_after
 
 
 @pytest.fixture

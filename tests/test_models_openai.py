@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytest
+
 from fake_http import FakeServer, Reply, free_port
 
 from oec.models.base import Message, ModelError, ToolCall, ToolSpec

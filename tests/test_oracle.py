@@ -28,8 +28,8 @@ from oec.agent.tools import TOOLS, Runner, execute
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import CommandResult
 from oec.env.session import EnvSession
-from oec.grading.grader import grade
 from oec.grading.patch_files import files_touched
+from oec.grading.grader import grade
 from oec.models.base import Message, Model
 from oec.models.oracle import (
     OracleModel,

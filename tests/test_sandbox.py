@@ -17,14 +17,7 @@ from pathlib import Path
 import pytest
 
 from oec.env import sandbox as sandbox_mod
-from oec.env.sandbox import (
-    CommandResult,
-    Limits,
-    Sandbox,
-    SandboxError,
-    SandboxWarning,
-    bwrap_available,
-)
+from oec.env.sandbox import CommandResult, Limits, Sandbox, SandboxError, SandboxWarning, bwrap_available
 
 HAS_BWRAP = bwrap_available()
 needs_bwrap = pytest.mark.skipif(not HAS_BWRAP, reason="bubblewrap (bwrap) is not installed or not usable here")

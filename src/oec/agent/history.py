@@ -14,12 +14,7 @@ from pydantic import BaseModel, Field
 
 from oec.agent.actions import Action
 from oec.agent.formats import ActionFormat, render_native, render_text
-from oec.agent.prompts import (
-    SYSTEM_PROMPTS,
-    format_error_message,
-    observation_message,
-    task_prompt,
-)
+from oec.agent.prompts import SYSTEM_PROMPTS, format_error_message, observation_message, task_prompt
 from oec.models.base import Message, Usage
 from oec.tasks.model import Task
 

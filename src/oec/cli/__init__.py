@@ -5,20 +5,11 @@ from __future__ import annotations
 import typer
 
 from oec import __version__
-from oec.cli import (
-    collect,
-    criteria_cmd,
-    demo,
-    eval_cmd,
-    export_cmd,
-    filter_cmd,
-    grade,
-    run_cmd,
-    shift_cmd,
-    tasks,
-    train_cmd,
-    view_cmd,
-)
+from oec.cli import collect, demo, grade, tasks
+from oec.cli import eval_cmd, export_cmd, filter_cmd, run_cmd
+from oec.cli import train_cmd
+from oec.cli import shift_cmd, view_cmd
+from oec.cli import criteria_cmd
 
 app = typer.Typer(
     name="oec",

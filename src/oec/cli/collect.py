@@ -10,22 +10,9 @@ import typer
 from rich.table import Table
 
 from oec import __version__
-from oec.cli.common import (
-    choose_env_backend,
-    console,
-    fail,
-    load_task_source,
-    repo_index,
-    report_errors,
-)
-from oec.cli.execution import (
-    DrainOption,
-    ExecutorOption,
-    GradingSlotsOption,
-    RayAddressOption,
-    check_executor,
-    run_rollouts,
-)
+from oec.cli.common import choose_env_backend, console, fail, load_task_source, report_errors, repo_index
+from oec.cli.execution import (DrainOption, ExecutorOption, GradingSlotsOption, RayAddressOption, check_executor,
+                               run_rollouts)
 from oec.collect.episode import Limits
 from oec.collect.rollout import RolloutConfig
 from oec.collect.run_dir import RunDir, RunDirError

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import typer
-from rich.console import Console
 from typer.models import ArgumentInfo, OptionInfo
+from rich.console import Console
 
 from oec.env.repos import RepoIndex
 from oec.tasks.loaders import LoadResult, load_tasks

@@ -14,12 +14,7 @@ import typer
 
 from oec.cli.common import console, err_console, fail
 from oec.collect.executors import EXECUTORS, Executor, make_executor
-from oec.collect.interrupt import (
-    INTERRUPTED_EXIT_CODE,
-    Interrupted,
-    StopSignal,
-    run_stoppable,
-)
+from oec.collect.interrupt import INTERRUPTED_EXIT_CODE, Interrupted, StopSignal, run_stoppable
 from oec.collect.runner import CollectSummary
 
 T = TypeVar("T")

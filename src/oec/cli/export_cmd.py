@@ -8,10 +8,10 @@ from typing import Optional, cast
 import typer
 from rich.table import Table
 
-from oec.agent.formats import ActionFormat
 from oec.cli.common import console, err_console, fail, load_task_source, report_errors
 from oec.cli.filter_cmd import FILTERED
 from oec.collect.run_dir import TRAJECTORIES
+from oec.agent.formats import ActionFormat
 from oec.data.export import (
     EXPORT_FORMATS,
     ExportError,

@@ -11,22 +11,9 @@ from rich.table import Table
 
 from oec.cli.common import console, err_console, fail
 from oec.collect.run_dir import TRAJECTORIES
-from oec.data.export import (
-    ExportError,
-    read_trajectories,
-    write_jsonl_atomic,
-    write_text_atomic,
-)
-from oec.data.filters import (
-    Filter,
-    FilterReport,
-    apply_filters,
-    exit_reasons,
-    max_steps,
-    repetition,
-    resolved,
-    reward_hack,
-)
+from oec.data.export import ExportError, read_trajectories, write_jsonl_atomic, write_text_atomic
+from oec.data.filters import (Filter, FilterReport, apply_filters, exit_reasons, max_steps, repetition, resolved,
+                              reward_hack)
 
 FILTERED = "filtered.jsonl"
 FILTER_REPORT = "filter_report.json"

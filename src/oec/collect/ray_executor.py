@@ -43,14 +43,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("--executor ray needs Ray: pip install 'oec[scale]'") from exc
 
-from oec.collect.executors import (
-    RolloutJob,
-    default_grading_slots,
-    failure_trajectory,
-    safe_agent,
-    safe_grade,
-    work_roots,
-)
+from oec.collect.executors import (RolloutJob, default_grading_slots, failure_trajectory, safe_agent,
+                                  safe_grade, work_roots)
 from oec.collect.interrupt import StopSignal
 from oec.collect.records import Trajectory
 from oec.collect.rollout import RolloutConfig, needs_grading

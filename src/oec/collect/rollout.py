@@ -15,13 +15,7 @@ from oec.collect.schedules import Strategy, SwitchSampler
 from oec.collect.seeding import derive_seed, rollout_rng
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import Limits as SandboxLimits
-from oec.env.session import (
-    EnvBackend,
-    EnvSession,
-    Isolation,
-    PatchUnavailable,
-    open_session,
-)
+from oec.env.session import EnvBackend, EnvSession, Isolation, PatchUnavailable, open_session
 from oec.grading.grader import grade
 from oec.models.registry import ModelProvider
 from oec.tasks.model import Task

@@ -9,13 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from oec.collect.executors import Executor, LocalExecutor, RolloutJob, work_roots
 from oec.collect.interrupt import Interrupted, StopSignal

@@ -6,13 +6,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Iterable
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from oec.env.repos import RepoIndex
 from oec.env.session import EnvBackend, Isolation

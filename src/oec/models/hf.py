@@ -36,12 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oec.models.base import Completion, Message, ModelError, ToolSpec, Usage
-from oec.models.registry import (
-    ModelOptions,
-    ModelProvider,
-    SharedProvider,
-    register_backend,
-)
+from oec.models.registry import ModelOptions, ModelProvider, SharedProvider, register_backend
 from oec.models.smollm2 import set_offline, smollm2_checkpoint
 
 if TYPE_CHECKING:

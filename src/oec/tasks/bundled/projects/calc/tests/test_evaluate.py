@@ -1,6 +1,7 @@
 import math
 
 import pytest
+
 from calc import CalcError, evaluate
 
 

@@ -1,4 +1,5 @@
 import pytest
+
 from calc import CalcError
 from calc.lexer import Token, tokenize
 

@@ -1,4 +1,5 @@
 import pytest
+
 from inikit import ConfigError, parse
 
 TEXT = """

@@ -1,4 +1,5 @@
 import pytest
+
 from inikit import ParseError, parse
 
 SAMPLE = """

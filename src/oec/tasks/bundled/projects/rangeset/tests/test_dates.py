@@ -1,6 +1,7 @@
 from datetime import date
 
 import pytest
+
 from rangeset import DateRange, business_days
 
 

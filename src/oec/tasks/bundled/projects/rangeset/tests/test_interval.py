@@ -1,4 +1,5 @@
 import pytest
+
 from rangeset import Interval
 
 

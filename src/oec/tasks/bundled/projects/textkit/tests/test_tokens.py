@@ -1,4 +1,5 @@
 import pytest
+
 from textkit import ngrams, sentences, tokenize, word_count
 from textkit.tokens import Token
 
