@@ -103,6 +103,7 @@ def test_cli_grade_parquet_with_repos_and_out(swe_repo, tmp_path: Path) -> None:
     result = runner.invoke(app, ["grade", str(tasks), "--repos", str(swe_repo.repos_dir), "--patch", "gold",
                                  "--out", str(out)])
     assert result.exit_code == 0, result.output
+    assert "1 task(s) name no python_env" in result.output  # its tests ran under oec's own interpreter: said
     (row,) = json.loads(out.read_text())
     assert row["instance_id"] == "acme__calc-1" and row["resolved"] is True
     assert row["tests"]["tests/test_calc.py::test_add"] == "PASSED"

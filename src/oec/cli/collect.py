@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from oec import __version__
-from oec.cli.common import choose_env_backend, console, fail, load_task_source, report_errors, repo_index
+from oec.cli.common import (choose_env_backend, console, fail, load_task_source, report_errors, repo_index,
+                             warn_about_interpreters)
 from oec.cli.execution import (DrainOption, ExecutorOption, GradingSlotsOption, RayAddressOption, check_executor,
                                run_rollouts)
 from oec.collect.episode import Limits
@@ -96,6 +97,7 @@ def collect_command(
     report_errors(loaded)
     if not loaded.tasks:
         raise fail("no valid tasks to run")
+    warn_about_interpreters(loaded.tasks, env)
     try:
         # portable: a Ray worker rebuilds them from spec and options (see oec.models.portable)
         student_provider = None if strategies == ["bc"] else PortableProvider(

@@ -84,3 +84,18 @@ def invoke(command: Callable[..., Any], **kwargs: Any) -> Any:
             raise TypeError(f"{command.__name__}: required parameter '{name}' not given")
         kwargs[name] = default
     return command(**kwargs)
+
+
+def warn_about_interpreters(tasks: list, env: str) -> None:
+    """Say so when a task of someone else's repository will run its tests under oec's own interpreter.
+
+    Locally, a task without a `python_env` runs under the Python running oec, with oec's packages: right for
+    the bundled suite, meaningless for a real repository's dependencies (SWE-bench, SWE-smith rows). Its
+    image (--env docker) or a python_env (a venv's bin folder) is what it needs."""
+    if env != "local":
+        return
+    bare = [t.instance_id for t in tasks if not t.python_env and not t.repo.startswith("oec-bundled/")]
+    if bare:
+        err_console.print(f"[yellow]{len(bare)} task(s) name no python_env (first: {bare[0]}): locally their "
+                          "tests run under oec's own interpreter and packages; use --env docker (their images) "
+                          "or give each a python_env[/]", highlight=False, soft_wrap=True)

@@ -15,6 +15,7 @@ from oec.cli.common import (
     load_task_source,
     repo_index,
     report_errors,
+    warn_about_interpreters,
 )
 from oec.cli.execution import (
     DrainOption,
@@ -72,6 +73,7 @@ def eval_command(
     report_errors(loaded)
     if not loaded.tasks:
         raise fail("no valid tasks to evaluate")
+    warn_about_interpreters(loaded.tasks, env)
     try:
         index = repo_index(repos)
         summary = run_rollouts(

@@ -17,6 +17,7 @@ from oec.cli.common import (
     load_task_source,
     repo_index,
     report_errors,
+    warn_about_interpreters,
 )
 from oec.grading.batch import grade_many
 from oec.grading.grader import GradeResult
@@ -94,6 +95,7 @@ def grade_command(
     env = choose_env_backend(env)
     loaded = load_task_source(file)
     report_errors(loaded)
+    warn_about_interpreters(loaded.tasks, env)
     pairs = choose_patches(loaded.tasks, patch)
     results = grade_many(pairs, repo_index(repos), jobs=jobs, isolation=isolation, env=env,  # type: ignore[arg-type]
                          console=console, description=f"grading {patch}")

@@ -49,8 +49,9 @@ def _report_leaks(tasks: list[Task], index: RepoIndex, *, strict: bool) -> bool:
     for column in ("instance_id", "workspace", "source history"):
         table.add_column(column, overflow="fold")
     failed = False
+    built_in_images = [t.instance_id for t in tasks if t.bug_shaped]
     with console.status("looking for each fix in git objects"):
-        reports = [check_leaks(task, index) for task in tasks]
+        reports = [check_leaks(task, index) for task in tasks if not task.bug_shaped]
     for report in reports:
         if report.error:
             table.add_row(report.instance_id, f"[red]not checked: {report.error}[/]", "")
@@ -61,6 +62,8 @@ def _report_leaks(tasks: list[Task], index: RepoIndex, *, strict: bool) -> bool:
                    else "[green]clean[/]")
         table.add_row(report.instance_id, workspace, history)
         failed |= bool(report.in_workspace) or (strict and bool(report.in_source))
+    for instance_id in built_in_images:
+        table.add_row(instance_id, "[green]its start is built in its image, one commit[/]", "n/a (a SWE-smith row)")
     console.print(table)
     leaking = sum(bool(r.in_source) for r in reports)
     if leaking:
