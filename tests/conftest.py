@@ -50,6 +50,16 @@ def make_calc_repo(repo: Path) -> dict:
     }
 
 
+@pytest.fixture(scope="module")
+def engine():
+    """A real docker engine's client (`make test` starts one); without one the test fails and says why."""
+    import docker_images
+
+    client = docker_images.connect()
+    yield client
+    client.close()
+
+
 @dataclass
 class SweRepo:
     repos_dir: Path

@@ -25,7 +25,7 @@ RECIPE = f"debootstrap --variant=minbase --include={PACKAGES} {SUITE}; python ->
 BASE_TAG = f"oec-test-base:{SUITE}-{hashlib.sha256(RECIPE.encode()).hexdigest()[:8]}"
 
 
-def engine():
+def connect():
     """A client of the engine, or a test failure saying why there is none (never a silent skip)."""
     docker = pytest.importorskip("docker", reason="the docker SDK (oec[scale]) is not installed")
     try:
@@ -99,3 +99,4 @@ def repository_image(client, tag: str, repository: Path) -> str:
     context.seek(0)
     client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True)
     return tag
+

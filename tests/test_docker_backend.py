@@ -600,13 +600,6 @@ def test_remove_orphans_removes_only_dead_processes_containers_of_this_host(host
 
 
 @pytest.fixture(scope="module")
-def engine():
-    client = docker_images.engine()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def real_task(engine, tmp_path_factory: pytest.TempPathFactory) -> Task:
     """An image FROM the locally built base (python3, pytest, git) with the calc repo at /testbed."""
     context = tmp_path_factory.mktemp("docker-context")

@@ -43,13 +43,6 @@ def run_cli(*args: object) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def engine():
-    client = docker_images.engine()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def swebench_rows(engine, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled suite as a task file whose rows name an image per project (the repository at /testbed)."""
     repos = bundled_repos_dir()

@@ -10,15 +10,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from oec.cli.common import (
-    choose_env_backend,
-    console,
-    fail,
-    load_task_source,
-    repo_index,
-    report_errors,
-    warn_about_interpreters,
-)
+from oec.cli.common import (choose_env_backend, console, fail, load_task_source, repo_index, report_errors,
+                            warn_about_interpreters)
 from oec.grading.batch import grade_many
 from oec.grading.grader import GradeResult
 from oec.grading.predictions import (
