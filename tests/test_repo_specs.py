@@ -77,6 +77,9 @@ def test_swesmith_rows_as_published(tmp_path: Path) -> None:
     spec = spec_for(task)
     assert spec.source == "swesmith" and spec.selection == "suite" and spec.log_parser == "pytest"
     assert test_command(task).endswith("pytest --disable-warnings --color=no --tb=no --verbose")
+    from oec.grading.grader import _base_key
+
+    assert _base_key(task) != _base_key(task.model_copy(update={"patch": _patch("oauthlib/other.py")}))
     mypy = Task.model_validate({**row, "instance_id": "python__mypy.e93f06ce.pr_1", "repo": "swesmith/python__mypy.e93f06ce",
                                 "FAIL_TO_PASS": ["mypy/test/testcheck.py::TypeCheckSuite::check-a.test::testOne"]})
     assert test_command(mypy).endswith("pytest --color=no -rA -k testOne")

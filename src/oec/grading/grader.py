@@ -173,7 +173,8 @@ _base_lock = threading.Lock()
 
 
 def _base_key(task: Task) -> str:
-    parts = [task.instance_id, task.repo, task.base_commit, task.test_patch, task.test_cmd or "", task.python_env or ""]
+    parts = [task.instance_id, task.repo, task.base_commit or "", task.patch if task.bug_shaped else "",
+             task.test_patch, task.test_cmd or "", task.python_env or "", task.image_name or ""]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
