@@ -24,26 +24,44 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="seeds LoRA init, data order and dropout"),
     lora_r: int = typer.Option(16, "--lora-r", help="LoRA rank"),
     lora_alpha: int = typer.Option(32, "--lora-alpha", help="LoRA scaling numerator (scale = alpha / r)"),
+    lora_dropout: float = typer.Option(0.0, "--lora-dropout", help="dropout on the LoRA branch"),
+    precision: str = typer.Option(
+        "auto", "--precision",
+        help="auto|bf16|fp16|fp32; auto: bf16 on GPUs that support it, fp16 (fp32 master weights) on other "
+             "CUDA GPUs, fp32 on CPU. OUT is saved in the dtype trained in"),
+    warmup: float = typer.Option(0.0, "--warmup", help="learning-rate warmup: steps if >= 1, else a fraction"),
+    lr_scheduler: str = typer.Option("linear", "--lr-scheduler", help="linear, cosine, constant, ... (transformers)"),
+    save_steps: int | None = typer.Option(
+        None, "--save-steps", help="checkpoint every N optimizer steps into OUT.work/ (for --resume)"),
+    resume: bool = typer.Option(
+        False, "--resume", help="continue from the latest checkpoint in OUT.work/ (same data and settings)"),
     gradient_checkpointing: bool = typer.Option(
         True, "--gradient-checkpointing/--no-gradient-checkpointing",
         help="recompute activations in the backward pass: less memory, slower steps"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if it already holds files"),
 ) -> None:
-    """Fine-tune a local model on SFT records, training only the assistant turns flagged `train`."""
+    """Fine-tune a local model on SFT records, training only the assistant turns flagged `train`.
+
+    Several GPUs: `accelerate launch --config_file "$(oec train-config fsdp)" --num_processes N -m oec train ...`
+    (configs: ddp, fsdp, deepspeed_zero3; `oec train-config` lists them).
+    """
     try:
         from oec.train.masking import SFTDataError, TemplateError
-        from oec.train.trainer import TrainError, train
+        from oec.train.trainer import TrainError, is_main_process, train
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise fail(f"training needs the hf extras (pip install -e '.[hf]'): {exc}") from exc
     try:
         summary = train(data, model, out, lora=lora, epochs=epochs, lr=lr, max_length=max_length,
                         batch_size=batch_size, grad_accum=grad_accum, seed=seed, max_steps=max_steps,
                         lora_r=lora_r, lora_alpha=lora_alpha, gradient_checkpointing=gradient_checkpointing,
-                        overwrite=overwrite)
+                        overwrite=overwrite, lora_dropout=lora_dropout, precision=precision, warmup=warmup,
+                        lr_scheduler=lr_scheduler, save_steps=save_steps, resume=resume)
     except (SFTDataError, TemplateError, TrainError, OSError) as exc:
         raise fail(str(exc)) from exc
     except ImportError as exc:
         raise fail(f"training needs the hf extras (pip install -e '.[hf]'): {exc}") from exc
+    if not is_main_process():  # under accelerate launch: one report, from the process that wrote OUT
+        return
 
     hp = summary.hyperparameters
     table = Table(title=f"train ({'LoRA, merged' if hp['lora'] else 'full fine-tune'}, {summary.trainer} "
@@ -58,8 +76,10 @@ def train_command(
         ("dropped: tokens merged across turns", summary.dropped_token_boundary),
         ("supervised tokens", f"{summary.supervised_tokens} of {summary.total_tokens}"),
         ("longest record (tokens)", summary.longest_tokens),
-        ("optimizer steps", summary.steps),
+        ("optimizer steps", summary.steps if summary.resumed_from_step is None
+         else f"{summary.steps} (resumed at {summary.resumed_from_step})"),
         ("learning rate", f"{hp['lr']:g}"),
+        ("precision (saved weights)", f"{hp['precision']} ({summary.weights_dtype or '-'})"),
         ("first / last loss", _first_last(summary.loss_curve)),
         ("seconds per step", summary.seconds_per_step if summary.seconds_per_step is not None else "-"),
         ("duration (s)", f"{summary.duration_s:.1f}"),
@@ -74,3 +94,19 @@ def _first_last(curve: list[dict[str, float]]) -> str:
     if not curve:
         return "-"
     return f"{curve[0]['loss']:.4f} / {curve[-1]['loss']:.4f}"
+
+
+def train_config_command(
+    name: str | None = typer.Argument(None, help="ddp, fsdp or deepspeed_zero3; none: list them"),
+) -> None:
+    """Print the path of an accelerate config shipped with oec, for `accelerate launch --config_file`."""
+    from oec.train.launch import accelerate_config, accelerate_configs
+
+    if name is None:
+        for config_name, path in accelerate_configs().items():
+            typer.echo(f"{config_name}\t{path}")
+        return
+    try:
+        typer.echo(str(accelerate_config(name)))
+    except KeyError as exc:
+        raise fail(str(exc.args[0])) from exc

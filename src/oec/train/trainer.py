@@ -19,20 +19,27 @@ without peft. It is written to a temporary sibling folder and renamed into
 place, with `oec_train.json` (data, counts, hyperparameters, loss curve,
 duration) written last, so a half-written OUT never looks like a checkpoint.
 
-Precision: float32 weights everywhere; bf16 autocast on GPUs that support it,
-never on CPU (slow there and touchy at small batch sizes). The Trainer (through
-accelerate) picks the device; launched with `accelerate launch`, it runs
-data-parallel and only the main process writes OUT.
+Precision (`oec.train.precision`): `--precision auto` trains bf16 weights on
+GPUs that support it, fp32 master weights with fp16 autocast on other CUDA
+GPUs, fp32 on CPU; OUT is saved in the dtype the weights were trained in.
+
+Scale: with `--save-steps N` the Trainer checkpoints into `OUT.work/`
+(`oec.train.checkpoints`) and `--resume` continues from the latest one.
+Launched with `accelerate launch` (configs in `oec.train.launch`) it runs
+data-parallel, FSDP or ZeRO-3; only the main process writes OUT, and a
+sharded model is gathered through the Trainer's own `save_model`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,7 +47,16 @@ from typing import Any
 
 from oec.models.hf import load_hf_causal_lm, resolve_checkpoint
 from oec.models.smollm2 import set_offline
+from oec.train.checkpoints import (
+    ResumeError,
+    latest_checkpoint,
+    prepare_work,
+    record_run,
+    run_identity,
+    work_dir,
+)
 from oec.train.masking import encode_records, load_sft_file
+from oec.train.precision import Precision, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +98,8 @@ class TrainSummary:
     loss_curve: list[dict[str, float]] = field(default_factory=list)
     started_at: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    weights_dtype: str = ""  # what OUT's weights are stored in (config.json says the same)
+    resumed_from_step: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, ensure_ascii=False) + "\n"
@@ -125,12 +143,16 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
           lr: float | None = None, max_length: int = 4096, batch_size: int = 1, grad_accum: int = 4,
           seed: int = 0, max_steps: int | None = None, lora_r: int = 16, lora_alpha: int = 32,
           lora_dropout: float = 0.0, gradient_checkpointing: bool = True, overwrite: bool = False,
-          logging_steps: int = 1) -> TrainSummary:
+          logging_steps: int = 1, precision: str = "auto", warmup: float = 0.0, lr_scheduler: str = "linear",
+          save_steps: int | None = None, resume: bool = False) -> TrainSummary:
     """Fine-tune `model_spec` on the SFT records in `data` and write a plain checkpoint to `out`.
 
     `lr` None takes 2e-4 with LoRA, 1e-5 for a full fine-tune. `max_steps`
-    (optimizer steps) overrides `epochs` when set. Seeded: the same data,
-    spec and seed give the same run on the same hardware and library versions.
+    (optimizer steps) overrides `epochs` when set. `warmup` is a step count
+    when >= 1, else a fraction of the steps. `save_steps` checkpoints into
+    `OUT.work` every N optimizer steps; `resume` continues from the latest of
+    those (same data and settings only). Seeded: the same data, spec and seed
+    give the same run on the same hardware and library versions.
     """
     started = time.monotonic()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -143,8 +165,30 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
             raise TrainError(f"--{name.replace('_', '-')} must be positive, got {value}")
     if max_steps is not None and max_steps <= 0:
         raise TrainError(f"--max-steps must be positive, got {max_steps}")
+    if save_steps is not None and save_steps <= 0:
+        raise TrainError(f"--save-steps must be positive, got {save_steps}")
+    if warmup < 0:
+        raise TrainError(f"--warmup must be >= 0, got {warmup}")
+    _check_scheduler(lr_scheduler)
+    try:
+        resolved = resolve_precision(precision)
+    except ValueError as exc:
+        raise TrainError(str(exc)) from exc
+    if resolved.warning:
+        log.warning("%s", resolved.warning)
     lr = lr if lr is not None else (DEFAULT_LR_LORA if lora else DEFAULT_LR_FULL)
     records = load_sft_file(data)  # bad data fails before the (slow) model load
+    hyper = {"lora": lora, "lora_r": lora_r if lora else None, "lora_alpha": lora_alpha if lora else None,
+             "lora_dropout": lora_dropout if lora else None, "lora_targets": LORA_TARGETS if lora else None,
+             "epochs": epochs, "max_steps": max_steps, "lr": lr, "lr_scheduler": lr_scheduler, "warmup": warmup,
+             "max_length": max_length, "batch_size": batch_size, "grad_accum": grad_accum, "seed": seed,
+             "precision": resolved.name, "bf16": resolved.bf16_autocast,
+             "gradient_checkpointing": gradient_checkpointing, "save_steps": save_steps}
+    work, identity = work_dir(out), run_identity(data, model_spec, hyper)
+    try:
+        checkpoint = prepare_work(work, identity, resume=resume, overwrite=overwrite, is_main=is_main_process())
+    except ResumeError as exc:
+        raise TrainError(str(exc)) from exc
 
     set_offline()
     import torch
@@ -155,7 +199,7 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
 
     set_seed(seed)
     base_checkpoint = resolve_checkpoint(source)
-    model, tokenizer = load_hf_causal_lm(source, dtype=torch.float32)
+    model, tokenizer = load_hf_causal_lm(source, dtype=resolved.torch_dtype())
     encoded = encode_records(records, tokenizer, max_length)
     for message in encoded.boundary_errors[:3]:
         log.warning("dropped: %s", message)
@@ -176,34 +220,31 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
 
         peft_config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                                  target_modules=LORA_TARGETS, bias="none", task_type="CAUSAL_LM")
-    bf16 = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    hyper = {"lora": lora, "lora_r": lora_r if lora else None, "lora_alpha": lora_alpha if lora else None,
-             "lora_dropout": lora_dropout if lora else None, "lora_targets": LORA_TARGETS if lora else None,
-             "epochs": epochs, "max_steps": max_steps, "lr": lr, "lr_scheduler": "linear", "warmup_steps": 0,
-             "max_length": max_length, "batch_size": batch_size, "grad_accum": grad_accum, "seed": seed,
-             "bf16": bf16, "gradient_checkpointing": gradient_checkpointing}
 
-    with tempfile.TemporaryDirectory(prefix="oec-train-") as scratch:
+    with _note_interruption(work, identity):
         args = SFTConfig(
-            output_dir=scratch, num_train_epochs=epochs, max_steps=max_steps or -1, learning_rate=lr,
-            lr_scheduler_type="linear", warmup_steps=0, per_device_train_batch_size=batch_size,
+            output_dir=str(work), num_train_epochs=epochs, max_steps=max_steps or -1, learning_rate=lr,
+            lr_scheduler_type=lr_scheduler, warmup_steps=warmup, per_device_train_batch_size=batch_size,
             gradient_accumulation_steps=grad_accum, seed=seed, data_seed=seed, logging_steps=logging_steps,
-            logging_first_step=True, save_strategy="no", report_to="none", bf16=bf16, fp16=False,
-            activation_checkpointing=gradient_checkpointing, max_length=None,
-            dataset_kwargs={"skip_prepare_dataset": True},  # our input_ids/labels, untouched
+            logging_first_step=True, report_to="none", bf16=resolved.bf16_autocast, fp16=resolved.fp16_autocast,
+            save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500, save_total_limit=2,
+            activation_checkpointing=gradient_checkpointing,
+            activation_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None,
+            max_length=None, dataset_kwargs={"skip_prepare_dataset": True},  # our input_ids/labels, untouched
             dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(),
+            use_cpu=resolved.bf16_autocast and not torch.cuda.is_available(),  # else bf16 is refused on CPU
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
                              processing_class=tokenizer, peft_config=peft_config)
         train_started = time.monotonic()
-        result = trainer.train()
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         train_s = time.monotonic() - train_started
         device = str(trainer.args.device)
         steps = int(result.global_step)
+        resumed_step = _checkpoint_step(checkpoint)
+        steps_here = steps - (resumed_step or 0)
         curve = _loss_curve(trainer.state.log_history)
-        trained = trainer.model
-        if lora:
-            trained = trained.merge_and_unload()  # a plain model: hf:OUT loads without peft
+        trained = _trained_model(trainer, lora, resolved, work)
         summary = TrainSummary(
             data=str(data), model=model_spec, base_checkpoint=base_checkpoint, out=str(out),
             trainer="trl.SFTTrainer", device=device, records=encoded.records,
@@ -213,12 +254,79 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
             supervised_tokens=encoded.supervised_tokens, total_tokens=encoded.total_tokens,
             longest_tokens=encoded.longest, hyperparameters=hyper, steps=steps,
             duration_s=0.0, train_s=round(train_s, 3),
-            seconds_per_step=round(train_s / steps, 3) if steps else None,
+            seconds_per_step=round(train_s / steps_here, 3) if steps_here > 0 else None,
             final_loss=curve[-1]["loss"] if curve else None, loss_curve=curve, started_at=started_at,
-            versions=_versions())
+            versions=_versions(), resumed_from_step=resumed_step)
         if trainer.is_world_process_zero():  # under accelerate launch, OUT is the main process's to write
+            summary.weights_dtype = _weights_dtype(trained)
             _save(trained, tokenizer, out, summary, started, overwrite)
+            shutil.rmtree(work, ignore_errors=True)  # OUT is complete: the checkpoints are no longer needed
     return summary
+
+
+def _check_scheduler(name: str) -> None:
+    """Fail on an unknown --lr-scheduler before the model loads, listing the ones there are."""
+    from transformers.trainer_utils import SchedulerType
+
+    names = [s.value for s in SchedulerType]
+    if name not in names:
+        raise TrainError(f"--lr-scheduler {name!r}: choose one of {', '.join(names)}")
+
+
+@contextlib.contextmanager
+def _note_interruption(work: Path, identity: dict[str, Any]) -> Iterator[None]:
+    """Record the run in the work folder; if it dies, keep the folder only when it holds a checkpoint.
+
+    A run that dies after a checkpoint says how to continue it (the traceback
+    alone does not); one that dies before leaves no folder behind.
+    """
+    if is_main_process():
+        record_run(work, identity)
+    try:
+        yield
+    except BaseException:
+        latest = latest_checkpoint(work)
+        if latest is not None:
+            log.warning("training stopped; %s is kept: rerun the same command with --resume to continue", latest)
+        elif is_main_process():
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def is_main_process() -> bool:
+    """Before the Trainer exists: rank 0 of an `accelerate launch` (or the only process)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _checkpoint_step(checkpoint: Path | None) -> int | None:
+    return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else None
+
+
+def _trained_model(trainer: Any, lora: bool, precision: Precision, work: Path) -> Any:
+    """The trained weights as one plain model on the main process (None elsewhere under sharding).
+
+    Unsharded (one process, DDP): the model in memory, LoRA merged. Under FSDP
+    or ZeRO-3 no process holds the whole model, so the Trainer's `save_model`
+    (which gathers the full state dict: every process must call it) writes
+    it, or the adapter, to `work/final`, and the main process loads it back
+    in the training dtype, merging an adapter onto its base.
+    """
+    if not (getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)):
+        model = trainer.model
+        return model.merge_and_unload() if lora else model  # merged: hf:OUT loads without peft
+    staging = work / "final"
+    trainer.save_model(str(staging))
+    if not trainer.is_world_process_zero():
+        return None
+    model, _ = load_hf_causal_lm(str(staging), dtype=precision.torch_dtype())
+    return model
+
+
+def _weights_dtype(model: Any) -> str:
+    """The dtype of the weights (all share one after loading and merging); config.json is set to match."""
+    dtype = next(model.parameters()).dtype
+    model.config.dtype = dtype
+    return str(dtype).removeprefix("torch.")
 
 
 def _save(model: Any, tokenizer: Any, out: Path, summary: TrainSummary, started: float, overwrite: bool) -> None:
