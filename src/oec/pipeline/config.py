@@ -40,7 +40,14 @@ class ModelsSection(_Section):
     expert: str = "oracle"
     student_base_url: str | None = None
     expert_base_url: str | None = None
-    max_tokens: int = 512
+    max_tokens: int = Field(default=512, ge=1, description="tokens per reply, both roles unless set per role")
+    student_max_tokens: int | None = Field(default=None, ge=1)
+    expert_max_tokens: int | None = Field(default=None, ge=1)
+    student_temperature: float | None = Field(default=None, ge=0.0, description="none: greedy (0)")
+    expert_temperature: float | None = Field(default=None, ge=0.0, description="none: 0; anthropic takes none")
+    student_format: Literal["auto", "text", "native"] = Field(
+        default="auto", description="how the student writes actions, in collection, training data and eval")
+    expert_format: Literal["auto", "text", "native"] = "auto"
 
 
 class CollectSection(_Section):
@@ -72,11 +79,21 @@ class ExportSection(_Section):
 class TrainSection(_Section):
     lora: bool = True
     epochs: float = 1.0
-    lr: float = 2e-4
+    lr: float | None = Field(default=None, gt=0, description="none = per mode: 2e-4 with LoRA, 1e-5 full")
     max_length: int = 4096
     batch_size: int = 1
     grad_accum: int = 4
     max_steps: int | None = None
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        default="auto", description="auto: bf16 on GPUs that support it, fp16 on other CUDA GPUs, fp32 on CPU")
+    gradient_checkpointing: bool = True
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    warmup: float = Field(default=0.0, ge=0.0, description="warmup steps if >= 1, else a fraction of the steps")
+    lr_scheduler: str = "linear"
+    save_steps: int | None = Field(default=None, ge=1, description="checkpoint into checkpoint.work/ every N steps")
+    resume: bool = Field(default=False, description="continue an interrupted training from its latest checkpoint")
 
 
 class EvalSection(_Section):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from oec.cli.collect import collect_command
+from oec.cli.collect import collect_command, role_options
 from oec.cli.common import invoke, repo_index
 from oec.cli.eval_cmd import comparison_table
 from oec.cli.export_cmd import export_command
@@ -22,7 +22,6 @@ from oec.cli.filter_cmd import FILTERED, filter_command
 from oec.collect.episode import Limits
 from oec.collect.run_dir import TRAJECTORIES
 from oec.eval.evaluate import EVAL_SUMMARY, EvalSummary, evaluate, load_summary
-from oec.models.registry import ModelOptions
 from oec.pipeline.config import PipelineConfig
 from oec.tasks.loaders import load_tasks_strict
 from oec.tasks.model import Task
@@ -90,7 +89,10 @@ def run_pipeline(config: PipelineConfig, console: Console) -> PipelineResult:
                     out=collect_dir, repos=config.tasks.repos, student_base_url=m.student_base_url,
                     expert_base_url=m.expert_base_url, max_calls=c.max_calls, max_student_calls=c.max_student_calls,
                     max_steps=c.max_steps,
-                    max_tokens=m.max_tokens, command_timeout=c.command_timeout,
+                    max_tokens=m.max_tokens, student_max_tokens=m.student_max_tokens,
+                    expert_max_tokens=m.expert_max_tokens, student_temperature=m.student_temperature,
+                    expert_temperature=m.expert_temperature, student_format=m.student_format,
+                    expert_format=m.expert_format, command_timeout=c.command_timeout,
                     max_observation_chars=c.max_observation_chars, env=config.run.env)
 
     console.rule("2/5 filter")
@@ -123,7 +125,10 @@ def run_pipeline(config: PipelineConfig, console: Console) -> PipelineResult:
         t = config.train
         summary = train(sft, m.student, checkpoint, lora=t.lora, epochs=t.epochs, lr=t.lr, max_length=t.max_length,
                         batch_size=t.batch_size, grad_accum=t.grad_accum, seed=config.run.seed,
-                        max_steps=t.max_steps, overwrite=True)
+                        max_steps=t.max_steps, overwrite=True, precision=t.precision,
+                        gradient_checkpointing=t.gradient_checkpointing, lora_r=t.lora_r, lora_alpha=t.lora_alpha,
+                        lora_dropout=t.lora_dropout, warmup=t.warmup, lr_scheduler=t.lr_scheduler,
+                        save_steps=t.save_steps, resume=t.resume)
         console.print(f"trained on {summary.records_used} records ({summary.supervised_tokens} supervised tokens); "
                       f"dropped {summary.dropped_too_long} too long")
 
@@ -140,8 +145,10 @@ def run_pipeline(config: PipelineConfig, console: Console) -> PipelineResult:
         e = config.eval
         summary = asyncio.run(evaluate(
             spec, eval_tasks, repo_index(config.tasks.repos), eval_dir, samples=e.samples, concurrency=e.concurrency,
-            seed=config.run.seed, options=ModelOptions(max_tokens=m.max_tokens, seed=config.run.seed,
-                                                       max_concurrency=e.concurrency),
+            seed=config.run.seed, options=role_options(
+                "student", base_url=m.student_base_url if label == "base" else None,
+                max_tokens=m.student_max_tokens or m.max_tokens, temperature=m.student_temperature,
+                fmt=m.student_format, seed=config.run.seed, concurrency=e.concurrency),
             limits=Limits(max_calls_per_model=e.max_calls, max_observation_chars=c.max_observation_chars),
             command_timeout=c.command_timeout, data_source=source, label=label, console=console,
             env_backend=config.run.env))
