@@ -640,6 +640,8 @@ def switch_record(episode: Episode) -> tuple[Firing | None, dict[str, int]]:
     firing = episode.progress.divergence
     if firing is None and episode.switch_step is not None:
         cap = monitor.switch.max_step
+        if cap is None or cap > episode.call_cap("student"):
+            cap = episode.call_cap("student")  # the student's call cap handed over (Episode.next_actor)
         firing = Firing(detector="cap", step=episode.switch_step, evidence={"max": cap},
                         reason=f"no detector fired in {episode.switch_step} student steps; the cap (max={cap}) "
                                "handed over")

@@ -101,9 +101,15 @@ class Episode:
             return end.reason
 
     def next_actor(self) -> Actor:
-        """The student until the switch criterion fires (then the expert, for good)."""
+        """The student until the switch criterion fires (then the expert, for good).
+
+        In an OEC rollout the student's call cap is the last point of hand-over: a switch that depends on
+        what the student spends (tokens, cost, divergence without `max`) and has not fired by then switches
+        there, rather than the rollout ending with no expert turn (caps that cut off a switch known up front
+        are refused at start, see `check_switch_fits`)."""
         if self.switch_step is None and self.student is not None:
-            if self.switch is None or not self.switch.should_switch(self.progress, self.planned_switch):
+            if self.switch is None or not (self.switch.should_switch(self.progress, self.planned_switch)
+                                           or self._student_at_cap()):
                 return self.student
         if self.expert is None:
             raise EpisodeEnd("call_limit", "no expert to hand over to")
@@ -111,12 +117,20 @@ class Episode:
             self.switch_step = len(self.steps)
         return self.expert
 
+    def call_cap(self, role: Source) -> int:
+        """How many calls `role` may make in this rollout."""
+        cap = self.limits.max_calls_per_model
+        if role == "student" and self.limits.max_student_calls is not None:
+            cap = min(cap, self.limits.max_student_calls)
+        return cap
+
+    def _student_at_cap(self) -> bool:
+        return self.expert is not None and self.progress.calls >= self.call_cap("student")
+
     def check_limits(self, actor: Actor) -> None:
         if len(self.steps) >= self.limits.max_steps:
             raise EpisodeEnd("step_limit")
-        cap = self.limits.max_calls_per_model
-        if actor.role == "student" and self.limits.max_student_calls is not None:
-            cap = min(cap, self.limits.max_student_calls)
+        cap = self.call_cap(actor.role)
         if self.usage.get(actor.role, ModelUsage(spec=actor.spec)).calls >= cap:
             raise EpisodeEnd("call_limit", f"{actor.role} made {cap} calls")
         spent = sum(u.cost_usd or 0.0 for u in self.usage.values())

@@ -122,3 +122,47 @@ def parse_switch(spec: str) -> SwitchSampler:
     if m := re.fullmatch(r"cost:(\d+(?:\.\d*)?|\.\d+)", text):
         return CostSwitch(float(m.group(1)))
     raise ValueError(f"--switch {spec!r}: not a switch sampler (forms: {forms})")
+
+
+def switch_bound(sampler: SwitchSampler) -> tuple[int, int] | None:
+    """(earliest, latest) number of student calls at which `sampler` can hand over, when known up front.
+
+    None for samplers that depend on what the student spends (tokens, cost) or on divergence with no `max`:
+    for them the student's call cap is the last point of hand-over (see `Episode.next_actor`).
+    """
+    if isinstance(sampler, UniformSwitch):
+        return sampler.low, sampler.high
+    if isinstance(sampler, FixedSwitch):
+        return sampler.step, sampler.step
+    max_step = getattr(sampler, "max_step", None)
+    if max_step is not None:
+        return int(getattr(sampler, "min_step", 0)), int(max_step)
+    return None
+
+
+def check_switch_fits(sampler: SwitchSampler, *, max_calls: int, max_student_calls: int | None,
+                      max_steps: int) -> None:
+    """Refuse a switch the caps would cut off, before any rollout runs (a ValueError naming the flags).
+
+    Why: a switch drawn after the student's last allowed call never happens; the rollout would end at the
+    cap with no expert turn, so an OEC run would silently hold fewer (and shorter-horizon) corrections than
+    its spec says, biased toward early switches.
+    """
+    bound = switch_bound(sampler)
+    if bound is None:
+        return
+    _, latest = bound
+    cap = min(max_calls, max_student_calls) if max_student_calls is not None else max_calls
+    cap_flags = (f"--max-student-calls {max_student_calls}" if max_student_calls is not None and
+                 max_student_calls <= max_calls else f"--max-calls {max_calls}")
+    if latest > cap:
+        raise ValueError(
+            f"--switch {sampler.spec} can hand over after as many as {latest} student calls, but {cap_flags} "
+            f"lets the student make only {cap}: those rollouts would end at the cap with no switch. "
+            f"Lower the switch (at most {cap}) or raise {cap_flags.split()[0]}")
+    if latest >= max_steps:
+        raise ValueError(
+            f"--switch {sampler.spec} can hand over after as many as {latest} student steps, but --max-steps "
+            f"{max_steps} ends the rollout by then: the expert would never act. Lower the switch (below "
+            f"{max_steps}) or raise --max-steps")
+
