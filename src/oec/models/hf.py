@@ -12,13 +12,19 @@ Why it looks the way it does:
   still turned into text if they reach us, so a mixed history never crashes a
   rollout.
 - Weights load lazily, once per provider, and every rollout shares the model.
-  Generation runs on one dedicated worker thread per loaded model: torch
-  already spreads one forward pass over all cores, so running two at once only
-  thrashes, and the event loop stays free for the sandboxes meanwhile.
+  Generation runs in `oec.models.hf_engine.HFEngine`, on one worker thread per
+  loaded model: torch already spreads one forward pass over all cores, so
+  running two at once only thrashes, and the event loop stays free for the
+  sandboxes meanwhile. The engine decodes concurrent calls together, one
+  batched forward pass per step, and keeps the KV cache of each finished call
+  so that a rollout's next call (its history only grew) runs just the new
+  tokens. `max_batch` / `prefix_cache_mb` (or $OEC_HF_MAX_BATCH /
+  $OEC_HF_PREFIX_CACHE_MB) set both; 1 and 0 give the plain one-call decode.
 - Decoding is a small loop of our own instead of `generate()`: sampling draws
   from a `torch.Generator` seeded per call from (options.seed, prompt tokens),
   so a sample depends on the history it was asked about, not on which rollout
-  happened to call first, and the global torch RNG is never touched.
+  happened to call first or shared its steps, and the global torch RNG is
+  never touched.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import os
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +47,8 @@ from oec.models.smollm2 import set_offline, smollm2_checkpoint
 
 if TYPE_CHECKING:
     import torch
+
+    from oec.models.hf_engine import HFEngine
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +186,8 @@ class HFModel:
     native_tools = False
 
     def __init__(self, checkpoint: str, options: ModelOptions | None = None, *, name: str | None = None,
-                 max_context: int | None = None, device: str | None = None) -> None:
+                 max_context: int | None = None, device: str | None = None, max_batch: int | None = None,
+                 prefix_cache_mb: float | None = None) -> None:
         self.checkpoint = checkpoint
         self.options = options or ModelOptions()
         self.name = name or f"hf:{checkpoint}"
@@ -190,8 +199,11 @@ class HFModel:
         self._max_context: int | None = None
         self.load_s: float | None = None
         self._load_lock = threading.Lock()
-        self._run_lock = threading.Lock()  # one forward pass at a time, also for sync callers
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oec-hf")
+        self._run_lock = threading.Lock()  # one forward pass at a time (the engine's steps, scoring)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oec-hf")  # loading, tokenizing
+        self._max_batch = max_batch if max_batch is not None else _env_number("OEC_HF_MAX_BATCH")
+        self._prefix_cache_mb = prefix_cache_mb if prefix_cache_mb is not None else _env_number("OEC_HF_PREFIX_CACHE_MB")
+        self._engine: HFEngine | None = None
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -213,9 +225,19 @@ class HFModel:
             ctx = getattr(model.config, "max_position_embeddings", None)
             self._max_context = self._max_context_opt or ctx
             self._tokenizer = tokenizer
+            self._engine = self._make_engine(model)
             self._model = model
             self.load_s = time.perf_counter() - start
             log.info("loaded %s in %.1fs on %s", self.name, self.load_s, device)
+
+    def _make_engine(self, model: Any) -> HFEngine:
+        """The decoding engine, with this model's batch and prefix-cache bounds (engine defaults when unset)."""
+        from oec.models.hf_engine import DEFAULT_CACHE_BYTES, DEFAULT_MAX_BATCH, HFEngine
+
+        max_batch = DEFAULT_MAX_BATCH if self._max_batch is None else int(self._max_batch)
+        cache_bytes = DEFAULT_CACHE_BYTES if self._prefix_cache_mb is None else int(self._prefix_cache_mb * 2**20)
+        return HFEngine(model, max_batch=max_batch, cache_bytes=cache_bytes, lock=self._run_lock,
+                        name=f"oec-hf-engine[{self.name}]")
 
     @property
     def tokenizer(self) -> Any:
@@ -252,24 +274,42 @@ class HFModel:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self.load)
         start = time.perf_counter()
-        completion = await loop.run_in_executor(self._executor, self.complete_sync, list(messages))
+        ids, max_new, seed = await loop.run_in_executor(self._executor, self._plan, list(messages))
+        try:  # awaited, not waited on a thread: the engine batches every rollout waiting here
+            new_ids, finish = await asyncio.wrap_future(self._submit(ids, max_new, seed))
+        except RuntimeError as exc:  # out of memory and other torch failures end the rollout cleanly
+            raise ModelError("other", f"{self.name} generation failed: {exc}") from exc
+        completion = self._completion(ids, new_ids, finish, start)
         completion.latency_s = time.perf_counter() - start
         return completion
 
     def complete_sync(self, messages: list[Message]) -> Completion:
         """The blocking generation behind `complete` (for scripts and tests outside an event loop)."""
         start = time.perf_counter()
+        ids, max_new, seed = self._plan(messages)
+        try:
+            new_ids, finish = self._decode(ids, max_new, self.options.temperature, seed)
+        except RuntimeError as exc:  # out of memory and other torch failures end the rollout cleanly
+            raise ModelError("other", f"{self.name} generation failed: {exc}") from exc
+        return self._completion(ids, new_ids, finish, start)
+
+    def _plan(self, messages: list[Message]) -> tuple[list[int], int, int | None]:
+        """(prompt ids, max new tokens, sampling seed) of one call; raises on a prompt the context cannot hold."""
+        self.load()
         ids = self.prompt_ids(messages)
         self._check_context(len(ids), "the prompt")
         max_new = self.options.max_tokens
         if self._max_context is not None:
             max_new = min(max_new, self._max_context - len(ids))
         seed = None if self.options.temperature <= 0 else call_seed(self.options.seed, ids)
-        try:
-            with self._run_lock:
-                new_ids, finish = self._decode(ids, max_new, self.options.temperature, seed)
-        except RuntimeError as exc:  # out of memory and other torch failures end the rollout cleanly
-            raise ModelError("other", f"{self.name} generation failed: {exc}") from exc
+        return ids, max_new, seed
+
+    def _submit(self, ids: list[int], max_new: int, seed: int | None) -> Future:
+        assert self._engine is not None, "load() first"
+        return self._engine.submit(ids, max_new, temperature=self.options.temperature, seed=seed,
+                                   stop_ids=self._stop_ids)
+
+    def _completion(self, ids: list[int], new_ids: list[int], finish: str, start: float) -> Completion:
         text_ids = new_ids[:-1] if finish == "stop" else new_ids
         text = self._tokenizer.decode(text_ids, skip_special_tokens=True)
         return Completion(text=text, usage=Usage(prompt_tokens=len(ids), completion_tokens=len(new_ids),
@@ -277,32 +317,9 @@ class HFModel:
                           latency_s=time.perf_counter() - start, model=self.name, finish_reason=finish)
 
     def _decode(self, ids: list[int], max_new: int, temperature: float, seed: int | None) -> tuple[list[int], str]:
-        """Greedy (temperature 0) or temperature sampling with a KV cache; stops after an end-of-turn token."""
-        import torch
-
-        model = self._model
-        device = model.device
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=device)
-            generator.manual_seed(seed)
-        new: list[int] = []
-        with torch.inference_mode():
-            out = model(input_ids=torch.tensor([ids], device=device), use_cache=True, logits_to_keep=1)
-            for step in range(max_new):
-                logits = out.logits[0, -1].float()
-                if generator is None:
-                    token = int(torch.argmax(logits))
-                else:
-                    probs = torch.softmax(logits / temperature, dim=-1)
-                    token = int(torch.multinomial(probs, 1, generator=generator))
-                new.append(token)
-                if token in self._stop_ids:
-                    return new, "stop"
-                if step + 1 < max_new:
-                    out = model(input_ids=torch.tensor([[token]], device=device), cache=out.cache,
-                                use_cache=True, logits_to_keep=1)
-        return new, "length"
+        """Greedy (temperature 0) or seeded sampling through the engine; stops after an end-of-turn token."""
+        assert self._engine is not None, "load() first"
+        return self._engine.generate(ids, max_new, temperature=temperature, seed=seed, stop_ids=self._stop_ids)
 
     # -- scoring -------------------------------------------------------------------------------
 
@@ -331,6 +348,12 @@ class HFModel:
 
     def __repr__(self) -> str:
         return f"HFModel({self.name!r})"
+
+
+def _env_number(name: str) -> float | None:
+    """A number from the environment (the engine's knobs for a whole run), else None."""
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else None
 
 
 def _stop_token_ids(model: Any, tokenizer: Any) -> set[int]:
