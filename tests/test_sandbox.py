@@ -236,24 +236,62 @@ def test_detached_daemons_are_killed(workspace: Path, isolation: str, marker: st
     _assert_no_leftovers(marker)
 
 
+#: maps 8 GiB of address space but writes only 1 MiB of it (a JVM's heap reservation, Go's arenas)
+_RESERVE_8G = ("python -c 'import mmap; m = mmap.mmap(-1, 8 << 30); m[:1 << 20] = bytes(1 << 20); "
+               "print(\"reserved\")'")
+#: writes 1 GiB, 1 MiB at a time
+_TOUCH_1G = ("python -c 'import mmap; m = mmap.mmap(-1, 1 << 30)\nfor i in range(0, 1 << 30, 1 << 20): "
+             "m[i:i + (1 << 20)] = bytes(1 << 20)\nprint(\"touched\")'")
+
+
+def _needs_memory_cgroup(sb: Sandbox) -> None:
+    if not sb.memory_cgroup:
+        pytest.skip("no writable memory cgroup here")
+
+
 @pytest.mark.parametrize("isolation", ISOLATIONS)
 def test_memory_limit(workspace: Path, isolation: str) -> None:
     with _make(workspace, isolation, memory_mb=512) as sb:
         result = sb.run("python -c 'b = bytearray(8 << 30); print(\"allocated\")'")
-    assert result.exit_code not in (0, None)
-    assert "MemoryError" in result.output and "allocated" not in result.output
+    assert result.exit_code not in (0, None) and "allocated" not in result.output
+    # the cgroup's OOM killer (SIGKILL) where there is one, else ulimit -v's MemoryError
+    assert result.exit_code == 137 if sb.memory_cgroup else "MemoryError" in result.output
 
 
-def test_memory_cgroup_kills_without_ulimit(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("isolation", ISOLATIONS)
+def test_with_a_memory_cgroup_address_space_is_free_but_memory_is_not(workspace: Path, isolation: str) -> None:
+    """JVMs, Go and some numpy/torch imports reserve more than they use: only what is touched counts."""
+    with _make(workspace, isolation, memory_mb=256) as sb:
+        _needs_memory_cgroup(sb)
+        assert sb.run("ulimit -v").output.strip() == "unlimited"
+        reserved = sb.run(_RESERVE_8G)
+        touched = sb.run(_TOUCH_1G)
+    assert reserved.exit_code == 0 and reserved.output == "reserved\n", reserved.output
+    assert touched.exit_code == 137 and "touched" not in touched.output, touched.output  # the OOM killer
+
+
+def test_memory_cgroup_kills_without_ulimit(workspace: Path) -> None:
     """The cgroup limit holds on its own (it counts resident memory, which `ulimit -v` does not)."""
-    monkeypatch.setattr(Sandbox, "_shell_limits", lambda self: ["ulimit -c 0"])
     with _make(workspace, "auto", memory_mb=256) as sb:
-        dirs = sb._cgroup.dirs if sb._cgroup else []
-        if not any((d / f).exists() for d in dirs for f in ("memory.limit_in_bytes", "memory.max")):
-            pytest.skip("no writable memory cgroup")
+        _needs_memory_cgroup(sb)
         result = sb.run("python -c 'x = [b\"x\" * (64 << 20) for _ in range(16)]; print(\"allocated\")'")
     assert result.exit_code == 137, result.output  # SIGKILLed by the OOM killer
     assert "allocated" not in result.output
+
+
+def test_without_a_memory_cgroup_ulimit_v_stands_in_and_says_so(workspace: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox_mod, "_set_memory", lambda *args: False)  # a cgroup without a memory controller
+    monkeypatch.setattr(sandbox_mod, "_warned", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with _make(workspace, "auto", memory_mb=512) as sb:
+            limited = sb.memory_cgroup
+            ulimit = sb.run("ulimit -v").output.strip()
+            reserved = sb.run(_RESERVE_8G)
+    assert not limited and ulimit == str(512 * 1024)
+    assert reserved.exit_code != 0 and "reserved" not in reserved.output  # the fallback's known cost
+    assert any("no cgroup memory limit" in str(w.message) for w in caught)
 
 
 def test_isolation_none_warns_once(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:

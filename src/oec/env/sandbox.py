@@ -10,7 +10,10 @@ these:
 - time: the command's process tree is killed at the timeout (process group,
   plus the PID namespace under bubblewrap);
 - output: only the head and tail are kept, and an endless printer is killed;
-- memory: `ulimit -v` plus a cgroup memory limit when one can be made;
+- memory: a cgroup memory limit on the whole tree when one can be made, else
+  `ulimit -v` per process (which counts address space, not memory: JVMs, Go
+  programs and some numpy/torch imports reserve far more than they use, so it
+  is only the fallback);
 - processes: a cgroup `pids.max`, because RLIMIT_NPROC does not bind root.
 
 Each command gets fresh processes: nothing started by one command (say
@@ -179,13 +182,16 @@ class _Cgroup:
     cgroup v1 needs one directory per controller (pids, memory); v2 has one directory.
     """
 
-    def __init__(self, dirs: list[Path]) -> None:
+    def __init__(self, dirs: list[Path], *, memory_limited: bool = False) -> None:
         self.dirs = dirs
+        #: whether the kernel enforces limits.memory_mb on the group (else the sandbox falls back to ulimit -v)
+        self.memory_limited = memory_limited
         self._procs_files = [str(d / "cgroup.procs") for d in dirs]
 
     @classmethod
     def create(cls, name: str, limits: Limits) -> _Cgroup | None:
-        """Make the cgroup with pids.max (required) and a memory limit (best effort); None if impossible."""
+        """Make the cgroup with pids.max (required) and a memory limit if the memory controller allows one
+        (`memory_limited` says whether it does); None if no cgroup with pids.max can be made."""
         own = _own_cgroups()
         if (_CGROUP_ROOT / "cgroup.controllers").exists():
             return cls._create_v2(_CGROUP_ROOT / own.get("", "/").lstrip("/"), name, limits)
@@ -209,10 +215,7 @@ class _Cgroup:
         except OSError:
             group.remove()
             return None
-        try:
-            _write(child / "memory.max", str(limits.memory_mb << 20))
-        except OSError:
-            pass
+        group.memory_limited = _set_memory(child, "memory.max", "memory.swap.max", "0", limits)
         return group
 
     @classmethod
@@ -228,10 +231,10 @@ class _Cgroup:
             return None
         memory_dir = cls._make_v1_dir("memory", own, name)
         if memory_dir is not None:
-            try:
-                _write(memory_dir / "memory.limit_in_bytes", str(limits.memory_mb << 20))
-                group = cls([pids_dir, memory_dir])
-            except OSError:
+            limit = str(limits.memory_mb << 20)  # memsw counts memory + swap: equal to the limit, no swap beyond
+            if _set_memory(memory_dir, "memory.limit_in_bytes", "memory.memsw.limit_in_bytes", limit, limits):
+                group = cls([pids_dir, memory_dir], memory_limited=True)
+            else:
                 memory_dir.rmdir()
         return group
 
@@ -313,6 +316,20 @@ class _Cgroup:
                     time.sleep(0.01)
             else:
                 log.warning("sandbox: could not remove cgroup %s", d)
+
+
+def _set_memory(group: Path, limit_file: str, swap_file: str, swap_value: str, limits: Limits) -> bool:
+    """Write the memory limit into `group`; True if the kernel took it. Swap is capped too where the
+    kernel accounts it (else a command past the limit swaps instead of being killed): best effort."""
+    try:
+        _write(group / limit_file, str(limits.memory_mb << 20))
+    except OSError:
+        return False  # no memory controller in this group (v2: not enabled in the parent's subtree_control)
+    try:
+        _write(group / swap_file, swap_value)
+    except OSError:
+        pass  # no swap accounting (or no swap): nothing to cap
+    return True
 
 
 def _cleanup(cgroup: _Cgroup | None, tmp: str) -> None:
@@ -398,6 +415,10 @@ class Sandbox:
         if self._cgroup is None and os.geteuid() == 0:
             _warn_once("nproc", "oec sandbox: no writable cgroup with a pids controller, so max_processes "
                                 "is NOT enforced (ulimit -u does not bind root): a fork bomb is not contained")
+        if not self.memory_cgroup:
+            _warn_once("memory", "oec sandbox: no cgroup memory limit can be made here; memory is bounded by "
+                                 "ulimit -v instead, which also refuses programs that only reserve address space "
+                                 "(JVMs, Go, some numpy/torch imports)")
         self._finalizer = weakref.finalize(self, _cleanup, self._cgroup, self._tmp)
         # what goes before every command is fixed for the sandbox's life: built once, not per command
         self._launch = self._launcher()
@@ -413,6 +434,11 @@ class Sandbox:
     def isolated(self) -> bool:
         """True when commands run under bubblewrap."""
         return self._isolated
+
+    @property
+    def memory_cgroup(self) -> bool:
+        """True when the kernel bounds the commands' memory (a cgroup), False when `ulimit -v` stands in."""
+        return self._cgroup is not None and self._cgroup.memory_limited
 
     def __enter__(self) -> Sandbox:
         return self
@@ -512,8 +538,14 @@ class Sandbox:
         }
 
     def _shell_limits(self) -> list[str]:
-        """The `ulimit`s set before the command runs (and that it cannot raise again)."""
-        limits = [f"ulimit -v {self.limits.memory_mb * 1024}", "ulimit -c 0"]
+        """The `ulimit`s set before the command runs (and that it cannot raise again).
+
+        `ulimit -v` only without a memory cgroup: it caps each process's address space,
+        which is not memory (a JVM reserves its heap, Go its arenas), and it cannot bound
+        the tree as a whole, which the cgroup does."""
+        limits = ["ulimit -c 0"]
+        if not self.memory_cgroup:
+            limits.insert(0, f"ulimit -v {self.limits.memory_mb * 1024}")
         if self._cgroup is None:
             limits.append(f"ulimit -u {self.limits.max_processes}")  # binds non-root users only
         return limits
