@@ -150,7 +150,7 @@ def test_tokens_merged_across_a_turn_boundary_drop_the_record(tokenizer) -> None
     assert encoded.dropped_token_boundary == 1 and [e.record_id for e in encoded.examples] == ["ok"]
 
 
-def test_too_long_records_are_dropped_and_counted_never_cut(tokenizer) -> None:
+def test_too_long_records_are_dropped_whole_and_counted_under_the_drop_policy(tokenizer) -> None:
     short, long = oec_record("short"), oec_record("long", expert_2=EXPERT_2 + "\n" + "x = 1\n" * 200)
     n_short = len(encode_record(short, tokenizer, max_length=100_000))
     n_long = len(encode_record(long, tokenizer, max_length=100_000))
@@ -160,12 +160,27 @@ def test_too_long_records_are_dropped_and_counted_never_cut(tokenizer) -> None:
     assert len(encode_record(long, tokenizer, max_length=n_long)) == n_long  # exactly max_length fits
 
     encoded = encode_records([short, long, short.model_copy(update={"id": "short2"})], tokenizer,
-                             max_length=n_long - 1)
+                             max_length=n_long - 1, long_records="drop")
     assert encoded.records == 3 and encoded.dropped_too_long == 1
     assert [e.record_id for e in encoded.examples] == ["short", "short2"]
     assert all(len(e) == n_short for e in encoded.examples)  # kept whole
     # the long record's trained turn is the last thing in it: a cut would have kept a masked-only prefix
     assert encoded.supervised_tokens == 2 * encode_record(short, tokenizer, 100_000).n_supervised
+
+
+def test_too_long_records_are_windowed_by_default_and_a_turn_too_long_alone_is_counted(tokenizer) -> None:
+    long = oec_record("long", expert_2=EXPERT_2 + "\n" + "x = 1\n" * 200)
+    whole = encode_record(long, tokenizer, max_length=100_000)
+    encoded = encode_records([long], tokenizer, max_length=len(whole) - 1)
+    # two windows, each the task plus whole turns, each expert turn trained exactly once, with its own tokens
+    assert [e.record_id for e in encoded.examples] == ["long#w0", "long#w1"]
+    assert encoded.windowed_records == 1 and encoded.dropped_too_long == 0 and encoded.dropped_turns_too_long == 0
+    assert all(len(e) < len(whole) for e in encoded.examples)
+    assert encoded.supervised_tokens == whole.n_supervised
+    head = len(encode_record(oec_record(), tokenizer, 100_000).input_ids) - 60  # room for the task and a turn
+    encoded = encode_records([long], tokenizer, max_length=head)
+    # the second expert turn is longer than the limit with no context at all: counted, the first still trains
+    assert encoded.dropped_turns_too_long == 1 and [e.record_id for e in encoded.examples] == ["long#w0"]
 
 
 def test_records_with_nothing_to_train_are_dropped_and_counted(tokenizer) -> None:
@@ -276,18 +291,25 @@ def runs_tokenizer(folder: Path):
     return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
 
 
-def test_native_records_render_like_the_live_history() -> None:
-    """Tool results get their tool's name back from the call they answer, as the hf backend shows them."""
-    record = SFTRecord(id="n", instance_id="i", strategy="bc", student_format="native", messages=[
+def test_native_records_keep_tool_calls_structured_and_text_records_render_like_the_live_history() -> None:
+    """Native records reach the template as tool calls and tool turns; text records as the text history."""
+    messages = [
         SFTMessage(role="system", content="S"), SFTMessage(role="user", content="U"),
         SFTMessage(role="assistant", content="look", train=True, source="expert", tool_calls=[
             {"id": "call_0", "type": "function", "function": {"name": "bash", "arguments": '{"command": "ls"}'}}]),
         SFTMessage(role="tool", content="a.py", tool_call_id="call_0"),
-    ])
-    chat = to_chat_messages(record)
-    assert [m["role"] for m in chat] == ["system", "user", "assistant", "user"]
-    assert json.loads(chat[2]["content"].split("\n")[1]) == {"name": "bash", "arguments": {"command": "ls"}}
-    assert chat[3]["content"] == "Output of bash:\na.py"
+    ]
+    native = to_chat_messages(SFTRecord(id="n", instance_id="i", strategy="bc", student_format="native",
+                                        messages=messages))
+    assert [m["role"] for m in native] == ["system", "user", "assistant", "tool"]
+    assert native[2]["tool_calls"][0]["function"] == {"name": "bash", "arguments": {"command": "ls"}}
+    assert native[3] == {"role": "tool", "content": "a.py", "tool_call_id": "call_0", "name": "bash"}
+
+    text = to_chat_messages(SFTRecord(id="t", instance_id="i", strategy="bc", student_format="text",
+                                      messages=messages))
+    assert [m["role"] for m in text] == ["system", "user", "assistant", "user"]
+    assert json.loads(text[2]["content"].split("\n")[1]) == {"name": "bash", "arguments": {"command": "ls"}}
+    assert text[3]["content"] == "Output of bash:\na.py"
 
 
 def test_cli_trains_and_reports_bad_data_with_its_line(tmp_path: Path, tiny_model: Path) -> None:
@@ -300,7 +322,10 @@ def test_cli_trains_and_reports_bad_data_with_its_line(tmp_path: Path, tiny_mode
                                  "--max-steps", "1", "--grad-accum", "1", "--max-length", "512", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "longer than max length" in result.output and (out / "model.safetensors").is_file()
-    assert json.loads((out / SUMMARY_FILE).read_text())["dropped_too_long"] == 1
+    written = json.loads((out / SUMMARY_FILE).read_text())
+    # the long record's first expert turn still trains; its second, longer than 512 tokens alone, is counted
+    assert written["dropped_too_long"] == 0 and written["dropped_turns_too_long"] == 1
+    assert written["records_used"] == 2 and written["examples"] == 2 and written["student_format"] == "text"
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(oec_record().model_dump_json() + "\n" + '{"id": "x"}\n')
@@ -338,3 +363,35 @@ def test_a_trained_smollm2_checkpoint_acts_in_a_rollout(tmp_path: Path) -> None:
                for s in trajectory.steps)
     assert trajectory.exit_reason == "call_limit"
     assert trajectory.reward is not None and trajectory.resolved is False  # graded (16 tokens fix nothing)
+
+
+def long_oec_record(rid: str = "long70", turns: int = 70, observation_lines: int = 40) -> SFTRecord:
+    """A 70-turn OEC trajectory (35 student turns, then 35 expert turns), each observation ~40 lines."""
+    messages = [SFTMessage(role="system", content="You are a software engineer. Act with one bash block per turn."),
+                SFTMessage(role="user", content="add(2, 3) returns -1. Fix it.")]
+    for i in range(turns):
+        expert = i >= turns // 2
+        messages.append(SFTMessage(role="assistant", content=f"Step {i}.\n```bash\ncat file_{i}.py\n```",
+                                   train=expert, source="expert" if expert else "student"))
+        if i < turns - 1:
+            body = "\n".join(f"line {j} of file_{i}: value = {i * j}" for j in range(observation_lines))
+            messages.append(SFTMessage(role="user", content=f"OBSERVATION:\n{body}"))
+    return SFTRecord(id=rid, instance_id="acme__calc-1", strategy="oec", switch_step=turns // 2, messages=messages)
+
+
+def test_a_70_turn_trajectory_is_trained_in_windows_not_dropped(tmp_path: Path, tiny_model: Path, tokenizer) -> None:
+    record = long_oec_record()
+    whole = encode_record(record, tokenizer, max_length=10**6)
+    assert len(whole) > 4096  # longer than the tiny model's context, the default limit
+    data = write_records(tmp_path / "long.jsonl", [record])
+    summary = train(data, f"hf:{tiny_model}", tmp_path / "out", lora=False, max_steps=1, grad_accum=1)
+    assert summary.max_length == 4096 and summary.records_used == 1 and summary.windowed_records == 1
+    assert summary.dropped_too_long == 0 and summary.dropped_turns_too_long == 0
+    assert summary.examples > 1 and summary.longest_tokens <= 4096
+    # every expert turn is supervised exactly once across the windows, with exactly its own tokens
+    assert summary.supervised_tokens == whole.n_supervised
+    encoded = encode_records([record], tokenizer, max_length=4096)
+    assert sum(len(supervised_spans(e.labels)) for e in encoded.examples) == 35
+    for example in encoded.examples:  # each window starts with the system prompt and the task statement
+        text = tokenizer.decode(example.input_ids)
+        assert text.startswith("<|im_start|>system\nYou are a software engineer") and "add(2, 3) returns -1" in text

@@ -22,6 +22,15 @@ from oec.agent.tools import validate
 from oec.models.base import Completion, ToolCall
 
 ActionFormat = Literal["text", "native"]
+#: what a user asks for on the command line: a format, or "auto" (the backend's own default)
+FORMAT_CHOICES = ("auto", "text", "native")
+
+
+def native_tools_option(choice: str, flag: str) -> bool | None:
+    """`--student-format`/`--expert-format` value -> ModelOptions.native_tools (None: the backend's default)."""
+    if choice not in FORMAT_CHOICES:
+        raise ValueError(f"{flag} {choice}: expected one of {', '.join(FORMAT_CHOICES)}")
+    return None if choice == "auto" else choice == "native"
 
 _FENCE = re.compile(r"```(?:bash|sh|shell)?[ \t]*\n(.*?)```", re.DOTALL)
 _FUNCTION = re.compile(r"<function=([A-Za-z_][\w-]*)>(.*?)</function>", re.DOTALL)

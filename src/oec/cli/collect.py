@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from oec import __version__
+from oec.agent.formats import ActionFormat, native_tools_option
 from oec.cli.common import (choose_env_backend, console, fail, load_task_source, report_errors, repo_index,
                              warn_about_interpreters)
 from oec.cli.execution import (DrainOption, ExecutorOption, GradingSlotsOption, RayAddressOption, check_executor,
@@ -18,11 +19,12 @@ from oec.collect.episode import Limits
 from oec.collect.rollout import RolloutConfig
 from oec.collect.run_dir import RunDir, RunDirError
 from oec.collect.runner import CollectSummary, collect
-from oec.collect.schedules import STRATEGIES, parse_switch
+from oec.collect.schedules import STRATEGIES, check_switch_fits, parse_switch
 from oec.models.portable import PortableProvider
 from oec.models.registry import ModelOptions
 
-IDENTITY_KEYS = ("seed", "student", "expert", "switch", "max_calls", "max_student_calls", "max_steps")
+IDENTITY_KEYS = ("seed", "student", "expert", "switch", "max_calls", "max_student_calls", "max_steps",
+                 "student_format")
 
 
 def _strategies(values: list[str]) -> list[str]:
@@ -31,6 +33,31 @@ def _strategies(values: list[str]) -> list[str]:
     if bad or not names:
         raise fail(f"--strategy {','.join(bad) or '(none)'}: expected some of {', '.join(STRATEGIES)}")
     return list(dict.fromkeys(names))
+
+
+def role_options(role: str, *, base_url: str | None, max_tokens: int, temperature: float | None, fmt: str,
+                 seed: int, concurrency: int) -> ModelOptions:
+    """One role's model options from its flags; a temperature is set only when given (a backend may refuse it)."""
+    values: dict = {"base_url": base_url, "max_tokens": max_tokens, "seed": seed, "max_concurrency": concurrency,
+                    "native_tools": native_tools_option(fmt, "--format" if role == "model" else f"--{role}-format")}
+    if temperature is not None:
+        values["temperature"] = temperature
+    return ModelOptions(**values)
+
+
+def spoken_format(provider: PortableProvider | None, tasks: list) -> ActionFormat | None:
+    """The action format this role's model speaks (asked of the model a rollout would get), None without one."""
+    if provider is None:
+        return None
+    return "native" if provider.for_task(tasks[0]).native_tools else "text"
+
+
+def _chosen(fmt: str) -> str | None:
+    return None if fmt == "auto" else fmt
+
+
+def _generation(options: ModelOptions) -> dict:
+    return {"max_tokens": options.max_tokens, "temperature": options.temperature}
 
 
 def summary_table(summary: CollectSummary) -> Table:
@@ -71,7 +98,20 @@ def collect_command(
                                                     help="a tighter call cap for the student alone"),
     max_steps: int = typer.Option(150, "--max-steps", help="steps per rollout, both models together"),
     max_cost: Optional[float] = typer.Option(None, "--max-cost", help="USD per rollout"),
-    max_tokens: int = typer.Option(512, "--max-tokens", help="tokens per model reply"),
+    max_tokens: int = typer.Option(512, "--max-tokens", help="tokens per model reply (both roles, unless set below)"),
+    student_max_tokens: Optional[int] = typer.Option(None, "--student-max-tokens", min=1,
+                                                     help="tokens per student reply (default --max-tokens)"),
+    expert_max_tokens: Optional[int] = typer.Option(None, "--expert-max-tokens", min=1,
+                                                    help="tokens per expert reply (default --max-tokens)"),
+    student_temperature: Optional[float] = typer.Option(
+        None, "--student-temperature", min=0.0, help="sampling temperature of the student (default: 0, greedy)"),
+    expert_temperature: Optional[float] = typer.Option(
+        None, "--expert-temperature", min=0.0,
+        help="sampling temperature of the expert (default: 0; anthropic takes none)"),
+    student_format: str = typer.Option("auto", "--student-format",
+                                       help="auto | text | native: how the student writes actions; recorded in "
+                                            "the run, and used by export, train and eval"),
+    expert_format: str = typer.Option("auto", "--expert-format", help="auto | text | native"),
     command_timeout: float = typer.Option(300.0, "--command-timeout", help="seconds per sandbox command"),
     max_observation_chars: int = typer.Option(10_000, "--max-observation-chars",
                                               help="longer observations keep their head and tail"),
@@ -99,19 +139,26 @@ def collect_command(
         raise fail("no valid tasks to run")
     warn_about_interpreters(loaded.tasks, env)
     try:
+        if "oec" in strategies:
+            check_switch_fits(sampler, max_calls=max_calls, max_student_calls=max_student_calls, max_steps=max_steps)
         # portable: a Ray worker rebuilds them from spec and options (see oec.models.portable)
-        student_provider = None if strategies == ["bc"] else PortableProvider(
-            student, ModelOptions(base_url=student_base_url, max_tokens=max_tokens, seed=seed,
-                                  max_concurrency=concurrency))
-        expert_provider = None if strategies == ["on-policy"] else PortableProvider(
-            expert, ModelOptions(base_url=expert_base_url, max_tokens=max_tokens, seed=seed,
-                                 max_concurrency=concurrency))
+        student_options = role_options("student", base_url=student_base_url, max_tokens=student_max_tokens or max_tokens,
+                                       temperature=student_temperature, fmt=student_format, seed=seed,
+                                       concurrency=concurrency)
+        expert_options = role_options("expert", base_url=expert_base_url, max_tokens=expert_max_tokens or max_tokens,
+                                      temperature=expert_temperature, fmt=expert_format, seed=seed,
+                                      concurrency=concurrency)
+        student_provider = None if strategies == ["bc"] else PortableProvider(student, student_options)
+        expert_provider = None if strategies == ["on-policy"] else PortableProvider(expert, expert_options)
+        formats = {"student_format": spoken_format(student_provider, loaded.tasks) or _chosen(student_format),
+                   "expert_format": spoken_format(expert_provider, loaded.tasks) or _chosen(expert_format)}
     except ValueError as exc:
         raise fail(str(exc)) from exc
     run_dir = RunDir(out)
     config = {"seed": seed, "student": student, "expert": expert, "switch": sampler.spec, "max_calls": max_calls,
               "max_student_calls": max_student_calls,
               "max_steps": max_steps, "max_cost": max_cost, "strategies": strategies, "samples": samples,
+              **formats, "generation": {"student": _generation(student_options), "expert": _generation(expert_options)},
               "tasks": str(tasks_file or "bundled"), "oec_version": __version__, "python": platform.python_version()}
     try:
         run_dir.prepare(config, IDENTITY_KEYS)

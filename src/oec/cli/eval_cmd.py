@@ -18,10 +18,10 @@ from oec.cli.execution import (
     check_executor,
     run_rollouts,
 )
+from oec.cli.collect import role_options
 from oec.collect.episode import Limits
 from oec.collect.run_dir import RunDirError
 from oec.eval.evaluate import EvalSummary, evaluate, load_summary, write_predictions
-from oec.models.registry import ModelOptions
 
 
 def comparison_table(summaries: list[tuple[str, EvalSummary]]) -> Table:
@@ -45,6 +45,10 @@ def eval_command(
     base_url: Optional[str] = typer.Option(None, "--base-url", help="for openai:NAME models"),
     max_calls: int = typer.Option(75, "--max-calls"),
     max_tokens: int = typer.Option(512, "--max-tokens"),
+    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0,
+                                                help="sampling temperature (default: 0, greedy)"),
+    fmt: str = typer.Option("auto", "--format", help="auto | text | native: how the model writes actions; auto "
+                                                     "takes a trained checkpoint's recorded format"),
     data_source: Optional[str] = typer.Option(None, "--data-source", help="what the model was trained on (for tables)"),
     label: Optional[str] = typer.Option(None, "--label"),
     env: str = typer.Option("local", "--env",
@@ -72,7 +76,8 @@ def eval_command(
         summary = run_rollouts(
             lambda chosen, stop: evaluate(
                 model, loaded.tasks, index, out, samples=samples, concurrency=concurrency, seed=seed,
-                options=ModelOptions(base_url=base_url, max_tokens=max_tokens, seed=seed, max_concurrency=concurrency),
+                options=role_options("model", base_url=base_url, max_tokens=max_tokens, temperature=temperature,
+                                     fmt=fmt, seed=seed, concurrency=concurrency),
                 limits=Limits(max_calls_per_model=max_calls), data_source=data_source, label=label,
                 console=console, executor=chosen, stop=stop, env_backend=env,  # type: ignore[arg-type]
                 isolation=isolation),  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional, cast
 
@@ -26,6 +27,29 @@ from oec.data.export import (
 )
 
 
+def run_student_format(run_dir: Path, trajectories: list, asked: str | None) -> str:
+    """The format the training data is rendered in: the run's, recorded at collection (or seen in its steps).
+
+    Asking for another one is an error: a student trained in one format and run in another is scored on
+    what it was never taught. A run with no student (BC only) records the format the student was declared
+    in with --student-format; without any record, text."""
+    recorded = None
+    config = run_dir / "config.json"
+    if config.is_file():
+        try:
+            recorded = json.loads(config.read_text(encoding="utf-8")).get("student_format")
+        except ValueError as exc:
+            raise ExportError(f"{config}: not JSON ({exc})") from exc
+    spoken = infer_student_format(trajectories)
+    if recorded is not None and spoken is not None and recorded != spoken:
+        raise ExportError(f"{config}: the run records student_format {recorded!r} but its student spoke {spoken}")
+    known = recorded or spoken
+    if asked is not None and known is not None and asked != known:
+        raise ExportError(f"--student-format {asked}: the run's student speaks {known} ({config}); the training "
+                          "data must be in the format the student is collected and evaluated in")
+    return asked or known or "text"
+
+
 def export_command(
     run_dir: Path = typer.Argument(..., help="run directory (reads filtered.jsonl written by `oec filter`)"),
     fmt: str = typer.Option(..., "--format", help="messages | openai | sharegpt"),
@@ -35,7 +59,8 @@ def export_command(
     allow_short: bool = typer.Option(False, "--allow-short", help="take all a short source has instead of failing"),
     tasks_file: Optional[Path] = typer.Option(None, "--tasks", help="task file of the run; default the bundled suite"),
     student_format: Optional[str] = typer.Option(
-        None, "--student-format", help="text | native; default: what the run's student spoke (text if none)"),
+        None, "--student-format", help="text | native; default: the run's (recorded at collection); "
+                                       "another one is an error"),
     unfiltered: bool = typer.Option(False, "--unfiltered", help="export trajectories.jsonl without filtering"),
 ) -> None:
     """Render each kept rollout as the student sees it and flag which assistant turns are trained."""
@@ -51,10 +76,7 @@ def export_command(
         source = read_trajectories(source_path)
         if source.torn_tail:
             err_console.print(f"[yellow]the last line of {source_path} is incomplete; it was skipped[/]")
-        spoken = infer_student_format(source.trajectories)
-        if student_format is not None and spoken is not None and student_format != spoken:
-            err_console.print(f"[yellow]the run's student spoke {spoken}, exporting as {student_format}[/]")
-        chosen = cast(ActionFormat, student_format or spoken or "text")
+        chosen = cast(ActionFormat, run_student_format(run_dir, source.trajectories, student_format))
         loaded = load_task_source(tasks_file)
         report_errors(loaded)
         tasks = {t.instance_id: t for t in loaded.tasks}

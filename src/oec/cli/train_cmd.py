@@ -17,7 +17,15 @@ def train_command(
     lora: bool = typer.Option(True, "--lora/--no-lora", help="LoRA (merged into OUT) or a full fine-tune"),
     epochs: float = typer.Option(1.0, "--epochs", help="passes over the data"),
     lr: float | None = typer.Option(None, "--lr", help="learning rate; default 2e-4 with LoRA, 1e-5 full"),
-    max_length: int = typer.Option(4096, "--max-length", help="longer records are dropped whole, and counted"),
+    max_length: int | None = typer.Option(
+        None, "--max-length", help="tokens per example; default: the model's context. Longer records are cut "
+                                   "into windows at turn boundaries (see --long-records), and counted"),
+    long_records: str = typer.Option(
+        "window", "--long-records", help="window: cut at turn boundaries, each window keeping the system prompt "
+                                         "and task statement; drop: leave such records out whole (counted)"),
+    student_format: str | None = typer.Option(
+        None, "--student-format", help="text | native: check the data is in this format (it is recorded in OUT "
+                                       "either way, and `oec eval hf:OUT` follows it)"),
     batch_size: int = typer.Option(1, "--batch-size", help="records per device per micro-batch"),
     grad_accum: int = typer.Option(4, "--grad-accum", help="micro-batches per optimizer step"),
     max_steps: int | None = typer.Option(None, "--max-steps", help="stop after N optimizer steps"),
@@ -55,7 +63,8 @@ def train_command(
                         batch_size=batch_size, grad_accum=grad_accum, seed=seed, max_steps=max_steps,
                         lora_r=lora_r, lora_alpha=lora_alpha, gradient_checkpointing=gradient_checkpointing,
                         overwrite=overwrite, lora_dropout=lora_dropout, precision=precision, warmup=warmup,
-                        lr_scheduler=lr_scheduler, save_steps=save_steps, resume=resume)
+                        lr_scheduler=lr_scheduler, save_steps=save_steps, resume=resume,
+                        long_records=long_records, student_format=student_format)
     except (SFTDataError, TemplateError, TrainError, OSError) as exc:
         raise fail(str(exc)) from exc
     except ImportError as exc:
@@ -71,6 +80,10 @@ def train_command(
     rows = [
         ("records", summary.records),
         ("used", summary.records_used),
+        ("student format", summary.student_format),
+        ("max length (tokens)", summary.max_length),
+        ("cut into windows (examples)", f"{summary.windowed_records} ({summary.examples} examples in all)"),
+        ("trained turns longer than max length", summary.dropped_turns_too_long),
         ("dropped: longer than max length", summary.dropped_too_long),
         ("dropped: nothing to train", summary.dropped_nothing_to_train),
         ("dropped: tokens merged across turns", summary.dropped_token_boundary),

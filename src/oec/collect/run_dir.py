@@ -76,7 +76,9 @@ class RunDir:
         config_file = self.path / CONFIG
         if config_file.exists():
             old = json.loads(config_file.read_text())
-            changed = {k: (old.get(k), config.get(k)) for k in identity_keys if old.get(k) != config.get(k)}
+            # a key the old config lacks was added to oec after that run began: it cannot have differed
+            changed = {k: (old.get(k), config.get(k)) for k in identity_keys
+                       if k in old and old.get(k) != config.get(k)}
             if changed:
                 details = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
                 raise RunDirError(f"{config_file}: this run directory holds a different run ({details}); "

@@ -13,10 +13,12 @@ from typing import Any
 
 import anthropic
 import pydantic
+from anthropic._constants import ANTHROPIC_API_VERSION
 
 from oec.models.api_model import ApiModel, field_of
 from oec.models.base import Completion, Message, ToolCall, ToolSpec, Usage
 from oec.models.pricing import cost_usd
+from oec.models.registry import ModelOptions
 from oec.models.retry import TransientError
 
 
@@ -68,6 +70,13 @@ class AnthropicModel(ApiModel):
     sdk = anthropic
     client_class = "AsyncAnthropic"
     api_key_env = "ANTHROPIC_API_KEY"
+
+    def __init__(self, model: str, options: ModelOptions | None = None, *, client: Any | None = None) -> None:
+        if options is not None and "temperature" in options.model_fields_set:
+            raise ValueError(f"anthropic:{model}: a temperature cannot be sent: the Messages API version "
+                             f"{ANTHROPIC_API_VERSION} that this SDK speaks"
+                             " has no sampling parameters; leave the role's --*-temperature unset")
+        super().__init__(model, options, client=client)
 
     def request_body(self, messages: list[Message], tools: list[ToolSpec] | None) -> dict[str, Any]:
         """Keyword arguments for messages.create.

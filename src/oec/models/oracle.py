@@ -7,7 +7,8 @@ patch into the tree; it acts like a careful engineer, only through the
 agent's own tools (native tool calls, one per completion, with a short
 thought):
 
-1. inspect: ``git status --short && git diff <base> --stat``;
+1. inspect: ``git status --short && git diff <base> --stat``, from the
+   repository's top (the agent's bash keeps a student's ``cd``);
 2. if that shows changes, undo them (restore the named files from the base
    commit, delete the stray ones; ``git reset --hard`` + ``git clean`` if the
    named restore did not leave a clean tree);
@@ -469,7 +470,8 @@ class OracleModel:
 
     def _plan(self) -> _Script:
         base = self.base
-        inspect = f"git status --short && git diff {base} --stat"
+        # a student may have left the shell in a subdirectory: every later command is relative to the top
+        inspect = f'cd "$(git rev-parse --show-toplevel)" && git status --short && git diff {base} --stat'
         obs = yield _Act("Let me first check the state of the working tree against the base commit.",
                          "bash", {"command": inspect})
         yield from self._restore(obs)
@@ -652,6 +654,8 @@ def oracle_factory(model: str, options: ModelOptions | None = None) -> OraclePro
     """Registry factory for the bare spec ``oracle``: no model name; the HTTP options do not apply to it."""
     if model.strip():
         raise ValueError(f"model spec 'oracle:{model}': the oracle takes no model name; use plain 'oracle'")
+    if options is not None and options.native_tools is False:
+        raise ValueError("the oracle speaks native tool calls only: use --expert-format native or auto")
     return OracleProvider()
 
 

@@ -46,7 +46,8 @@ class PortableProvider:
         return self.resolve().for_task(task)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"source": self.source, "options": self.options.model_dump(), "spec": self.spec}
+        # only the fields that were set: a backend may refuse an option it cannot send (anthropic's temperature)
+        return {"source": self.source, "options": self.options.model_dump(exclude_unset=True), "spec": self.spec}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # not built here: unpickling happens before the task runs, and a failure belongs to the rollout

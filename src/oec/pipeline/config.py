@@ -80,7 +80,9 @@ class TrainSection(_Section):
     lora: bool = True
     epochs: float = 1.0
     lr: float | None = Field(default=None, gt=0, description="none = per mode: 2e-4 with LoRA, 1e-5 full")
-    max_length: int = 4096
+    max_length: int | None = Field(default=None, ge=1, description="tokens per example; none = the model's context")
+    long_records: Literal["window", "drop"] = Field(
+        default="window", description="records longer than max_length: cut at turn boundaries, or left out")
     batch_size: int = 1
     grad_accum: int = 4
     max_steps: int | None = None

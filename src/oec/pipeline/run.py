@@ -128,9 +128,10 @@ def run_pipeline(config: PipelineConfig, console: Console) -> PipelineResult:
                         max_steps=t.max_steps, overwrite=True, precision=t.precision,
                         gradient_checkpointing=t.gradient_checkpointing, lora_r=t.lora_r, lora_alpha=t.lora_alpha,
                         lora_dropout=t.lora_dropout, warmup=t.warmup, lr_scheduler=t.lr_scheduler,
-                        save_steps=t.save_steps, resume=t.resume)
-        console.print(f"trained on {summary.records_used} records ({summary.supervised_tokens} supervised tokens); "
-                      f"dropped {summary.dropped_too_long} too long")
+                        save_steps=t.save_steps, resume=t.resume, long_records=t.long_records)
+        console.print(f"trained on {summary.records_used} records as {summary.examples} examples "
+                      f"({summary.supervised_tokens} supervised tokens, {summary.windowed_records} records cut "
+                      f"into windows); dropped {summary.dropped_too_long} too long")
 
     console.rule("5/5 evaluate on held-out tasks")
     models = ([("base", m.student, "none")] if config.eval.base else []) + [

@@ -6,17 +6,19 @@ but an OEC record's student turns are context only; just the expert's turns
 the trainer ready-made.
 
 How: the conversation is rendered with the tokenizer's own chat template
-prefix by prefix (messages[:1], messages[:2], ...), and each message's tokens
-are the difference between consecutive prefixes. That is only sound if every
-prefix's tokens are a prefix of the next one's ("prefix-consistent"), which is
+prefix by prefix (messages[:1], messages[:2], ...) as TEXT, and the whole
+conversation is tokenized once; each message boundary is mapped to a token
+index through the fast tokenizer's offset mapping. That is only sound if every
+prefix's text is a prefix of the next one's ("prefix-consistent"), which is
 checked, not assumed: a template that rewrites earlier turns depending on later
 ones raises `TemplateError` naming the template instead of silently shifting
-the mask. When the text is consistent but the tokenizer merges characters
-across a turn boundary (ChatML: an assistant turn that starts with blank
-lines merges with the header's newline), the turn has no token span of its
-own; that depends on the record, so the record is dropped and counted. The
-last prefix is the whole conversation, so the ids are by construction exactly
-`apply_chat_template(messages)`: what the model sees at inference.
+the mask. When the text is consistent but one token straddles a turn boundary
+(ChatML: an assistant turn that starts with blank lines merges with the
+header's newline), the turn has no token span of its own; that depends on the
+record, so the record is dropped and counted. The ids are by construction
+exactly `apply_chat_template(messages)`: what the model sees at inference.
+The cost is one tokenization plus one template render per message (tokenizing
+every prefix, as this once did, took 35 s for a 61k-token record).
 
 For a trained assistant turn, the span after the template's generation prompt
 (messages[:i] rendered with `add_generation_prompt=True`, e.g.
@@ -29,25 +31,30 @@ template without any end-of-turn token in the turn has its whole turn trained,
 and so does one with an empty generation prompt (Llama-2's `[/INST]` style,
 where the assistant's text follows the user turn directly).
 
-Messages are turned into chat dicts exactly as the hf backend does at
-inference (`oec.models.hf.to_chat_dicts`), so training sees the same text.
-Records longer than `max_length` tokens are dropped whole (never cut mid-turn)
-and counted, as are records with no supervised token.
+Messages are laid out exactly as the hf backend lays them out at inference
+(`oec.models.chat_format`), in the record's student format: text turns, or
+the template's native tool calls with `tools=`. Records longer than
+`max_length` tokens are cut at turn boundaries into windows that each keep the
+system prompt and task statement (`plan_windows`; or, with
+`long_records="drop"`, dropped whole), and counted; a trained turn that fits
+no window, and records with no supervised token, are counted too.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from oec.data.records import SFTMessage, SFTRecord
 from oec.models.base import Message, ToolCall
-from oec.models.hf import _END_OF_TURN_TOKENS, to_chat_dicts
+from oec.models.chat_format import chat_dicts, render, supports_tools
+from oec.models.hf import _END_OF_TURN_TOKENS
 
 IGNORE_INDEX = -100
 #: end-of-turn tokens of common chat templates: the very set the hf backend stops generating on
@@ -93,6 +100,8 @@ class EncodedDataset:
     dropped_too_long: int = 0
     dropped_nothing_to_train: int = 0
     dropped_token_boundary: int = 0  # tokens merged across a turn boundary (see TokenBoundaryError)
+    windowed_records: int = 0  # records longer than max_length, cut into several windows (see plan_windows)
+    dropped_turns_too_long: int = 0  # trained turns that fit no window (longer than max_length on their own)
     boundary_errors: list[str] = field(default_factory=list)  # the first few, to show
 
     @property
@@ -141,12 +150,12 @@ def load_sft_file(path: Path) -> list[SFTRecord]:
     return records
 
 
-def to_chat_messages(record: SFTRecord) -> list[dict[str, str]]:
+def to_chat_messages(record: SFTRecord) -> list[dict[str, Any]]:
     """The record's messages as the chat dicts the hf backend would feed the template at inference.
 
-    Tool results get their tool's name back from the call they answer, as
-    the live history has it ("Output of bash: ..."), so native-format records
-    render like the prompts the backend saw.
+    Text-format records: tool results get their tool's name back from the call they answer, as the live
+    history has it ("Output of bash: ..."). Native-format records keep tool calls and tool turns structured,
+    for the template's own layout (`oec.models.chat_format`).
     """
     messages: list[Message] = []
     tool_names: dict[str, str] = {}
@@ -156,7 +165,7 @@ def to_chat_messages(record: SFTRecord) -> list[dict[str, str]]:
         if message.role == "tool" and message.tool_call_id in tool_names:
             message.name = tool_names[message.tool_call_id]
         messages.append(message)
-    return to_chat_dicts(messages)
+    return chat_dicts(messages, native=record.student_format == "native")
 
 
 def _to_message(record_id: str, index: int, m: SFTMessage) -> Message:
@@ -193,81 +202,229 @@ def template_name(tokenizer: Any) -> str:
     return f"the chat template of {name}"
 
 
-def _render(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+def _render(tokenizer: Any, messages: list[dict[str, Any]], generation_prompt: bool, native: bool = False) -> str:
+    return render(tokenizer, messages, native=native, generation_prompt=generation_prompt)
 
 
-def _tokenize(tokenizer: Any, texts: list[str]) -> list[list[int]]:
-    # the template already wrote the special tokens (BOS, turn markers): add none
-    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+def _boundary(starts: list[int], ends: list[int], char: int) -> int | None:
+    """The token index at which text position `char` starts, or None when a token straddles it.
+
+    `starts`/`ends` are the tokens' character offsets in the full text (a fast tokenizer's offset mapping).
+    Text before `char` is exactly tokens [0, k) when no token begins before `char` and ends after it.
+    """
+    k = bisect.bisect_left(starts, char)  # first token starting at or after char
+    if k > 0 and ends[k - 1] > char:
+        return None
+    return k
 
 
-def _check_prefix(tokenizer: Any, record_id: str, shorter: tuple[str, list[int]], longer: tuple[str, list[int]],
-                  what: str) -> None:
-    """Raise unless `shorter` renders (text) and tokenizes (ids) as a prefix of `longer`."""
-    (short_text, short_ids), (long_text, long_ids) = shorter, longer
-    if not long_text.startswith(short_text):
-        at = next((i for i, (a, b) in enumerate(zip(short_text, long_text)) if a != b), len(short_text))
+def _encode_full(record: SFTRecord, chat: list[dict[str, Any]], tokenizer: Any, native: bool,
+                 stop: set[int]) -> EncodedExample:
+    """Ids and labels of the whole conversation: prefixes rendered as text, the full text tokenized ONCE.
+
+    Every prefix's text must be a prefix of the next (checked); each message boundary is then mapped to a
+    token index through the offset mapping, and must fall between tokens (else TokenBoundaryError). The cost
+    is one tokenization of the record plus one template render per message, where tokenizing every prefix
+    (what this replaced) grew with the square of the record's length.
+    """
+    trained = [i for i, m in enumerate(record.messages) if m.role == "assistant" and m.train]
+    full_text = _render(tokenizer, chat, False, native)
+    encoding = tokenizer(full_text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(encoding["input_ids"])
+    starts = [a for a, _ in encoding["offset_mapping"]]
+    ends = [b for _, b in encoding["offset_mapping"]]
+    texts = [_render(tokenizer, chat[: i + 1], False, native) for i in range(len(chat) - 1)] + [full_text]
+    prompts = {i: _render(tokenizer, chat[:i], True, native) for i in trained}
+
+    def token_at(char: int, what: str) -> int:
+        k = _boundary(starts, ends, char)
+        if k is None:
+            at = bisect.bisect_left(starts, char) - 1
+            raise TokenBoundaryError(
+                f"record {record.id}, {what}: with {template_name(tokenizer)}, the tokens merge across the turn "
+                f"boundary at token {at} ({tokenizer.decode(ids[at:at + 2])!r}; e.g. a turn that starts with "
+                "blank lines), so the turn has no token span of its own")
+        return k
+
+    previous = ""
+    for i, text in enumerate(texts):  # the text first: boundaries mean nothing in a text that was rewritten
+        _check_text_prefix(tokenizer, record.id, previous, text, f"message {i} ({chat[i]['role']})")
+        if i in prompts:
+            _check_text_prefix(tokenizer, record.id, previous, prompts[i], f"the generation prompt before message {i}")
+            _check_text_prefix(tokenizer, record.id, prompts[i], text,
+                               f"assistant message {i} after its generation prompt")
+        previous = text
+
+    labels = [IGNORE_INDEX] * len(ids)
+    for i, text in enumerate(texts):
+        if i in prompts:
+            prompt = prompts[i]
+            first, last = token_at(len(prompt), f"message {i}"), token_at(len(text), f"message {i}")
+            turn_ends = [j for j in range(first, last) if ids[j] in stop]
+            if turn_ends:
+                last = turn_ends[-1] + 1  # through the end-of-turn token; the template's separator after it is not trained
+            labels[first:last] = ids[first:last]
+        elif i < len(texts) - 1:
+            token_at(len(text), f"message {i}")
+    return EncodedExample(record_id=record.id, input_ids=ids, labels=labels)
+
+
+def _check_text_prefix(tokenizer: Any, record_id: str, shorter: str, longer: str, what: str) -> None:
+    if not longer.startswith(shorter):
+        at = next((i for i, (a, b) in enumerate(zip(shorter, longer)) if a != b), len(shorter))
         raise TemplateError(
             f"{template_name(tokenizer)} is not prefix-consistent (record {record_id}, {what}): the rendered text "
-            f"differs from character {at} ({short_text[at:at + 40]!r} vs {long_text[at:at + 40]!r}), so per-turn "
+            f"differs from character {at} ({shorter[at:at + 40]!r} vs {longer[at:at + 40]!r}), so per-turn "
             "loss masks cannot be derived by rendering the conversation turn by turn. Use a template that renders "
             "earlier turns the same whatever follows them")
-    if long_ids[: len(short_ids)] != short_ids:
-        at = next((i for i, (a, b) in enumerate(zip(short_ids, long_ids)) if a != b), len(long_ids))
-        raise TokenBoundaryError(
-            f"record {record_id}, {what}: with {template_name(tokenizer)}, the tokens merge across the turn "
-            f"boundary at token {at} ({tokenizer.decode(short_ids[at:at + 4])!r} vs "
-            f"{tokenizer.decode(long_ids[at:at + 4])!r}; e.g. a turn that starts with blank lines), so the turn "
-            "has no token span of its own")
+
+
+def _check_template(record: SFTRecord, tokenizer: Any) -> bool:
+    """Whether the record is native; a native record needs a template that renders tools."""
+    native = record.student_format == "native"
+    if native and not supports_tools(getattr(tokenizer, "chat_template", None)):
+        raise TemplateError(f"record {record.id} is in the native tool-calling format, but {template_name(tokenizer)} "
+                            "does not render tools: export the run with --student-format text, or train a model "
+                            "whose template supports tools")
+    if not getattr(tokenizer, "is_fast", False):
+        raise TemplateError(f"{template_name(tokenizer)}: the tokenizer is not a fast (Rust) tokenizer, so it has no "
+                            "offset mapping to place turn boundaries with")
+    return native
 
 
 def encode_record(record: SFTRecord, tokenizer: Any, max_length: int,
                   stop_ids: set[int] | None = None) -> EncodedExample | None:
-    """Token ids and labels for one record; None when it is longer than `max_length` tokens (see module doc).
+    """Token ids and labels for the whole record; None when it is longer than `max_length` tokens.
 
     Labels equal the ids on the content and end-of-turn token of every
-    assistant turn with `train` set, and -100 everywhere else. Raises
-    TemplateError when the template does not render this record turn by turn
-    consistently, and its subclass TokenBoundaryError when the text does but
-    the tokenizer merges characters across a turn boundary (which depends on
-    the record's content, not the template alone).
+    assistant turn with `train` set, and -100 everywhere else. The ids are
+    exactly the template's rendering of the whole conversation tokenized, as
+    the model sees it at inference. Raises TemplateError when the template
+    does not render this record turn by turn consistently, and its subclass
+    TokenBoundaryError when the text does but the tokenizer merges characters
+    across a turn boundary (which depends on the record's content, not the
+    template alone). `encode_windows` splits what this would refuse.
     """
-    chat = to_chat_messages(record)
-    full_text = _render(tokenizer, chat, False)
-    full = _tokenize(tokenizer, [full_text])[0]
-    if len(full) > max_length:
-        return None
+    native = _check_template(record, tokenizer)
     stop = end_of_turn_ids(tokenizer) if stop_ids is None else stop_ids
-    trained = [i for i, m in enumerate(record.messages) if m.role == "assistant" and m.train]
-    # every prefix, plus the generation prompt before each trained turn, in one batched tokenizer call
-    texts = [_render(tokenizer, chat[: i + 1], False) for i in range(len(chat) - 1)]
-    texts += [_render(tokenizer, chat[:i], True) for i in trained]
-    tokenized = _tokenize(tokenizer, texts) if texts else []
-    n = len(chat) - 1
-    prefixes = list(zip(texts[:n], tokenized[:n])) + [(full_text, full)]
-    prompts = dict(zip(trained, zip(texts[n:], tokenized[n:])))
-
-    labels = [IGNORE_INDEX] * len(full)
-    previous: tuple[str, list[int]] = ("", [])
-    for i, current in enumerate(prefixes):
-        _check_prefix(tokenizer, record.id, previous, current, f"message {i} ({chat[i]['role']})")
-        if i in prompts:
-            prompt = prompts[i]
-            _check_prefix(tokenizer, record.id, previous, prompt, f"the generation prompt before message {i}")
-            _check_prefix(tokenizer, record.id, prompt, current, f"assistant message {i} after its generation prompt")
-            ids = current[1]
-            start, end = len(prompt[1]), len(ids)
-            ends = [j for j in range(start, end) if ids[j] in stop]
-            if ends:
-                end = ends[-1] + 1  # through the end-of-turn token; the template's separator after it is not trained
-            labels[start:end] = ids[start:end]
-        previous = current
-    return EncodedExample(record_id=record.id, input_ids=full, labels=labels)
+    example = _encode_full(record, to_chat_messages(record), tokenizer, native, stop)
+    return example if len(example) <= max_length else None
 
 
-def encode_records(records: Iterable[SFTRecord], tokenizer: Any, max_length: int) -> EncodedDataset:
-    """Encode every record; too-long and nothing-to-train records are left out and counted.
+@dataclass
+class Windows:
+    """A record cut into examples that fit, and the trained turns no window could hold."""
+
+    examples: list[EncodedExample]
+    dropped_turns: int = 0  # trained turns longer than max_length even with no context before them
+
+
+def encode_windows(record: SFTRecord, tokenizer: Any, max_length: int, stop_ids: set[int] | None = None) -> Windows:
+    """The record as one example if it fits, else as windows cut at turn boundaries (see `plan_windows`)."""
+    native = _check_template(record, tokenizer)
+    stop = end_of_turn_ids(tokenizer) if stop_ids is None else stop_ids
+    chat = to_chat_messages(record)
+    full = _encode_full(record, chat, tokenizer, native, stop)
+    if len(full) <= max_length:
+        return Windows([full])
+    sizes = _message_sizes(record, chat, tokenizer, native)
+    out = Windows([])
+    for number, window in enumerate(plan_windows(record, sizes, max_length)):
+        if window is None:
+            out.dropped_turns += 1
+            continue
+        example = _fit_window(record, window, number, tokenizer, native, stop, max_length)
+        if example is None:
+            out.dropped_turns += sum(window.supervised)
+        else:
+            out.examples.append(example)
+    return out
+
+
+def _message_sizes(record: SFTRecord, chat: list[dict[str, Any]], tokenizer: Any, native: bool) -> list[int]:
+    """Token count of each message as rendered in place (consecutive prefix boundaries of the full text)."""
+    texts = [_render(tokenizer, chat[: i + 1], False, native) for i in range(len(chat))]
+    encoding = tokenizer(texts[-1], add_special_tokens=False, return_offsets_mapping=True)
+    starts = [a for a, _ in encoding["offset_mapping"]]
+    ends = [b for _, b in encoding["offset_mapping"]]
+    bounds = [0] + [_boundary(starts, ends, len(t)) or 0 for t in texts]
+    return [max(0, b - a) for a, b in zip(bounds, bounds[1:])]
+
+
+@dataclass
+class Window:
+    """Messages [0, head) + [start, end] of a record, with the trained turns it supervises."""
+
+    start: int
+    end: int
+    supervised: list[bool]  # per message of the window's body: supervised here
+
+    def record(self, record: SFTRecord, head: int, number: int) -> SFTRecord:
+        body = [m.model_copy(update={"train": (m.train and flag) if m.role == "assistant" else m.train})
+                for m, flag in zip(record.messages[self.start:self.end + 1], self.supervised)]
+        return record.model_copy(update={"id": f"{record.id}#w{number}",
+                                         "messages": record.messages[:head] + body})
+
+
+#: messages every window keeps: the system prompt and the task statement
+WINDOW_HEAD = 2
+
+
+def plan_windows(record: SFTRecord, sizes: list[int], max_length: int) -> list[Window | None]:
+    """Cut a too-long record into windows, each the task (system + statement) plus a run of whole turns.
+
+    Policy: the first trained turn not yet supervised gets a window that starts at the earliest assistant
+    turn from which everything up to it fits in `max_length` (the most preceding context that fits); the
+    window then runs on through later trained turns while they fit, and supervises them too. Each trained
+    turn is supervised exactly once; earlier turns in a window are context. A trained turn that does not
+    fit even right after the task statement gives None (counted, never silently lost). Windows begin at an
+    assistant turn, so each is a well-formed conversation; what lies between the statement and the window
+    is left out.
+    """
+    head = min(WINDOW_HEAD, len(record.messages))
+    head_size = sum(sizes[:head])
+    assistants = [i for i in range(head, len(record.messages)) if record.messages[i].role == "assistant"]
+    trained = [i for i in assistants if record.messages[i].train]
+    windows: list[Window | None] = []
+    k = 0
+    while k < len(trained):
+        turn = trained[k]
+        start = next((a for a in assistants if a <= turn and head_size + sum(sizes[a:turn + 1]) <= max_length), None)
+        if start is None:
+            windows.append(None)
+            k += 1
+            continue
+        last = k
+        while last + 1 < len(trained) and head_size + sum(sizes[start:trained[last + 1] + 1]) <= max_length:
+            last += 1
+        chosen = set(trained[k:last + 1])
+        windows.append(Window(start, trained[last], [i in chosen for i in range(start, trained[last] + 1)]))
+        k = last + 1
+    return windows
+
+
+def _fit_window(record: SFTRecord, window: Window, number: int, tokenizer: Any, native: bool, stop: set[int],
+                max_length: int) -> EncodedExample | None:
+    """Encode one window exactly; if the template makes it longer than planned, start it one turn later."""
+    while True:
+        sub = window.record(record, WINDOW_HEAD, number)
+        example = _encode_full(sub, to_chat_messages(sub), tokenizer, native, stop)
+        if len(example) <= max_length:
+            return example
+        later = [i for i in range(window.start + 1, window.end + 1) if record.messages[i].role == "assistant"]
+        first_supervised = window.start + window.supervised.index(True)
+        if not later or later[0] > first_supervised:
+            return None
+        cut = later[0] - window.start
+        window = Window(later[0], window.end, window.supervised[cut:])
+
+
+LongRecordPolicy = Literal["window", "drop"]
+
+
+def encode_records(records: Iterable[SFTRecord], tokenizer: Any, max_length: int,
+                   long_records: LongRecordPolicy = "window") -> EncodedDataset:
+    """Encode every record; records longer than `max_length` are cut into windows (or dropped, counted).
 
     A template that is not prefix-consistent is an error (every record would
     be wrong); a record whose tokens merge across a turn boundary is left out
@@ -276,6 +433,8 @@ def encode_records(records: Iterable[SFTRecord], tokenizer: Any, max_length: int
     """
     if max_length < 1:
         raise ValueError(f"max_length must be positive, got {max_length}")
+    if long_records not in ("window", "drop"):
+        raise ValueError(f"long_records must be 'window' or 'drop', got {long_records!r}")
     if not getattr(tokenizer, "chat_template", None):
         raise TemplateError(f"{template_name(tokenizer)} is missing: the tokenizer has no chat template, so "
                             "conversations cannot be rendered as the model will see them")
@@ -287,18 +446,24 @@ def encode_records(records: Iterable[SFTRecord], tokenizer: Any, max_length: int
             out.dropped_nothing_to_train += 1
             continue
         try:
-            example = encode_record(record, tokenizer, max_length, stop)
+            if long_records == "window":
+                windows = encode_windows(record, tokenizer, max_length, stop)
+            else:
+                example = encode_record(record, tokenizer, max_length, stop)
+                windows = Windows([example] if example is not None else [])
         except TokenBoundaryError as exc:
             out.dropped_token_boundary += 1
             if len(out.boundary_errors) < MAX_KEPT_ERRORS:
                 out.boundary_errors.append(str(exc))
             continue
-        if example is None:
-            out.dropped_too_long += 1
-        elif example.n_supervised == 0:
-            out.dropped_nothing_to_train += 1
-        else:
-            out.examples.append(example)
+        out.dropped_turns_too_long += windows.dropped_turns
+        kept = [e for e in windows.examples if e.n_supervised > 0]
+        if len(windows.examples) > 1:
+            out.windowed_records += 1
+        if not kept:
+            out.dropped_too_long += 1 if windows.dropped_turns or not windows.examples else 0
+            out.dropped_nothing_to_train += 0 if windows.dropped_turns or not windows.examples else 1
+        out.examples.extend(kept)
     return out
 
 

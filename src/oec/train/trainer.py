@@ -6,7 +6,7 @@ otherwise render and tokenize the conversations itself and build labels from
 So the dataset handed over is already tokenized (`input_ids` + `labels` from
 `oec.train.masking`) and `dataset_kwargs={"skip_prepare_dataset": True}` skips
 TRL's preparation altogether: no re-tokenizing, no mask rebuilding, no
-truncation (records longer than max_length were already dropped whole). TRL's
+truncation (records longer than max_length were already cut into windows). TRL's
 `DataCollatorForLanguageModeling` uses a `labels` column as is and pads it
 with -100. What TRL still adds over a bare `transformers.Trainer`: PEFT
 wrapping, a fused LM head that never materializes the (seq x vocab) logits
@@ -82,8 +82,8 @@ class TrainSummary:
     trainer: str
     device: str
     records: int
-    records_used: int
-    dropped_too_long: int
+    records_used: int  # records with at least one example
+    dropped_too_long: int  # records none of whose trained turns fit max_length
     dropped_nothing_to_train: int
     dropped_token_boundary: int
     supervised_tokens: int
@@ -98,6 +98,11 @@ class TrainSummary:
     loss_curve: list[dict[str, float]] = field(default_factory=list)
     started_at: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    student_format: str = "text"  # the format the records (and so the trained student) speak; eval follows it
+    max_length: int | None = None  # the length limit used (the model's context unless one was given)
+    examples: int = 0  # training examples: one per record, or several for a windowed record
+    windowed_records: int = 0  # records longer than max_length, cut into windows
+    dropped_turns_too_long: int = 0  # trained turns longer than max_length on their own
     weights_dtype: str = ""  # what OUT's weights are stored in (config.json says the same)
     resumed_from_step: int | None = None
 
@@ -139,12 +144,33 @@ def _loss_curve(log_history: list[dict[str, Any]]) -> list[dict[str, float]]:
             for entry in log_history if "loss" in entry and "step" in entry]
 
 
+def context_length(model: Any, fallback: int = 4096) -> int:
+    """The model's context in tokens (its config's max_position_embeddings), the default length limit."""
+    value = getattr(model.config, "max_position_embeddings", None)
+    return int(value) if isinstance(value, int) and value > 0 else fallback
+
+
+def _records_format(data: Path, records: list, asked: str | None) -> str:
+    """The one student format the records are in; mixed formats, or another one asked for, are errors."""
+    formats = sorted({r.student_format for r in records})
+    if len(formats) > 1:
+        raise TrainError(f"{data}: the records mix student formats ({', '.join(formats)}); export one run's "
+                         "student in one format")
+    if asked is not None and asked not in ("text", "native"):
+        raise TrainError(f"--student-format {asked}: expected text or native")
+    if asked is not None and asked != formats[0]:
+        raise TrainError(f"--student-format {asked}: {data} is in the {formats[0]} format (exported for the run's "
+                         "student); train and evaluate the student in the format it was collected in")
+    return formats[0]
+
+
 def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: float = 1.0,
-          lr: float | None = None, max_length: int = 4096, batch_size: int = 1, grad_accum: int = 4,
+          lr: float | None = None, max_length: int | None = None, batch_size: int = 1, grad_accum: int = 4,
           seed: int = 0, max_steps: int | None = None, lora_r: int = 16, lora_alpha: int = 32,
           lora_dropout: float = 0.0, gradient_checkpointing: bool = True, overwrite: bool = False,
           logging_steps: int = 1, precision: str = "auto", warmup: float = 0.0, lr_scheduler: str = "linear",
-          save_steps: int | None = None, resume: bool = False) -> TrainSummary:
+          save_steps: int | None = None, resume: bool = False, long_records: str = "window",
+          student_format: str | None = None) -> TrainSummary:
     """Fine-tune `model_spec` on the SFT records in `data` and write a plain checkpoint to `out`.
 
     `lr` None takes 2e-4 with LoRA, 1e-5 for a full fine-tune. `max_steps`
@@ -153,6 +179,12 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
     `OUT.work` every N optimizer steps; `resume` continues from the latest of
     those (same data and settings only). Seeded: the same data, spec and seed
     give the same run on the same hardware and library versions.
+
+    `max_length` None follows the model's context (`max_position_embeddings`);
+    longer records are cut into windows at turn boundaries (`long_records`
+    "window", see `oec.train.masking.plan_windows`) or dropped ("drop"), and
+    counted either way. `student_format` checks the records' format; the one
+    they are in is recorded, so `hf:OUT` is evaluated in it.
     """
     started = time.monotonic()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -160,7 +192,8 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
     source = model_source(model_spec)
     _prepare_out(out, overwrite)
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("grad_accum", grad_accum),
-                        ("max_length", max_length), ("lora_r", lora_r), ("lora_alpha", lora_alpha)):
+                        ("max_length", max_length if max_length is not None else 1), ("lora_r", lora_r),
+                        ("lora_alpha", lora_alpha)):
         if value <= 0:
             raise TrainError(f"--{name.replace('_', '-')} must be positive, got {value}")
     if max_steps is not None and max_steps <= 0:
@@ -177,13 +210,17 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
     if resolved.warning:
         log.warning("%s", resolved.warning)
     lr = lr if lr is not None else (DEFAULT_LR_LORA if lora else DEFAULT_LR_FULL)
+    if long_records not in ("window", "drop"):
+        raise TrainError(f"--long-records {long_records}: expected window or drop")
     records = load_sft_file(data)  # bad data fails before the (slow) model load
+    fmt = _records_format(data, records, student_format)
     hyper = {"lora": lora, "lora_r": lora_r if lora else None, "lora_alpha": lora_alpha if lora else None,
              "lora_dropout": lora_dropout if lora else None, "lora_targets": LORA_TARGETS if lora else None,
              "epochs": epochs, "max_steps": max_steps, "lr": lr, "lr_scheduler": lr_scheduler, "warmup": warmup,
              "max_length": max_length, "batch_size": batch_size, "grad_accum": grad_accum, "seed": seed,
              "precision": resolved.name, "bf16": resolved.bf16_autocast,
-             "gradient_checkpointing": gradient_checkpointing, "save_steps": save_steps}
+             "gradient_checkpointing": gradient_checkpointing, "save_steps": save_steps,
+             "long_records": long_records, "student_format": fmt}
     work, identity = work_dir(out), run_identity(data, model_spec, hyper)
     try:
         checkpoint = prepare_work(work, identity, resume=resume, overwrite=overwrite, is_main=is_main_process())
@@ -200,13 +237,16 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
     set_seed(seed)
     base_checkpoint = resolve_checkpoint(source)
     model, tokenizer = load_hf_causal_lm(source, dtype=resolved.torch_dtype())
-    encoded = encode_records(records, tokenizer, max_length)
+    max_length = max_length or context_length(model)
+    hyper["max_length"] = max_length
+    encoded = encode_records(records, tokenizer, max_length, long_records)  # type: ignore[arg-type]
     for message in encoded.boundary_errors[:3]:
         log.warning("dropped: %s", message)
     if not encoded.examples:
         raise TrainError(
             f"{data}: nothing to train: {encoded.records} records, {encoded.dropped_too_long} longer than "
-            f"--max-length {max_length}, {encoded.dropped_nothing_to_train} with no trained turn, "
+            f"--max-length {max_length} (with {encoded.dropped_turns_too_long} trained turns longer than it on "
+            f"their own), {encoded.dropped_nothing_to_train} with no trained turn, "
             f"{encoded.dropped_token_boundary} with tokens merged across a turn boundary")
     dataset = Dataset.from_dict({"input_ids": [e.input_ids for e in encoded.examples],
                                  "labels": [e.labels for e in encoded.examples]})
@@ -248,7 +288,8 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
         summary = TrainSummary(
             data=str(data), model=model_spec, base_checkpoint=base_checkpoint, out=str(out),
             trainer="trl.SFTTrainer", device=device, records=encoded.records,
-            records_used=len(encoded.examples), dropped_too_long=encoded.dropped_too_long,
+            records_used=len({e.record_id.split("#w")[0] for e in encoded.examples}),
+            dropped_too_long=encoded.dropped_too_long,
             dropped_nothing_to_train=encoded.dropped_nothing_to_train,
             dropped_token_boundary=encoded.dropped_token_boundary,
             supervised_tokens=encoded.supervised_tokens, total_tokens=encoded.total_tokens,
@@ -256,7 +297,9 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
             duration_s=0.0, train_s=round(train_s, 3),
             seconds_per_step=round(train_s / steps_here, 3) if steps_here > 0 else None,
             final_loss=curve[-1]["loss"] if curve else None, loss_curve=curve, started_at=started_at,
-            versions=_versions(), resumed_from_step=resumed_step)
+            versions=_versions(), resumed_from_step=resumed_step, student_format=fmt, max_length=max_length,
+            examples=len(encoded.examples), windowed_records=encoded.windowed_records,
+            dropped_turns_too_long=encoded.dropped_turns_too_long)
         if trainer.is_world_process_zero():  # under accelerate launch, OUT is the main process's to write
             summary.weights_dtype = _weights_dtype(trained)
             _save(trained, tokenizer, out, summary, started, overwrite)
