@@ -7,10 +7,12 @@ folder, which is merged into its base). Nothing is ever downloaded.
 
 Why it looks the way it does:
 
-- The student speaks the TEXT action format (`native_tools` is False): the
-  agent renders tool results as text before calling it. Native tool turns are
-  still turned into text if they reach us, so a mixed history never crashes a
-  rollout.
+- The action format is chosen once (`choose_format`): as asked (`native_tools`
+  option, `--student-format`/`--format`), else the one a trained checkpoint
+  recorded, else text. Text: tool results are shown as text turns and native
+  tool turns of an expert are turned into text. Native: the chat template's
+  own tool layout (`tools=`), and replies parsed back into tool calls; both
+  laid out by `oec.models.chat_format`, which training uses too.
 - Weights load lazily, once per provider, and every rollout shares the model.
   Generation runs in `oec.models.hf_engine.HFEngine`, on one worker thread per
   loaded model: torch already spreads one forward pass over all cores, so
@@ -41,7 +43,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from oec.models.base import Completion, Message, ModelError, ToolSpec, Usage
+from oec.models.base import Completion, Message, ModelError, ToolCall, ToolSpec, Usage
+from oec.models.chat_format import (ChatFormatError, ToolCallStyle, chat_dicts, parse_tool_calls, render,
+                                    tool_call_style)
 from oec.models.registry import ModelOptions, ModelProvider, SharedProvider, register_backend
 from oec.models.smollm2 import set_offline, smollm2_checkpoint
 
@@ -129,24 +133,55 @@ def _load_adapter(folder: Path, *, dtype: "torch.dtype | None") -> tuple[Any, An
 
 
 def to_chat_dicts(messages: list[Message]) -> list[dict[str, str]]:
-    """Messages as plain {role, content} dicts any chat template accepts.
+    """Messages as plain {role, content} dicts any chat template accepts (the text format; see
+    `oec.models.chat_format`, which also lays out the native one)."""
+    return chat_dicts(messages, native=False)
 
-    Text-format models have no tool role and no tool calls: a tool result
-    becomes a user turn (labelled with the tool's name), and an assistant's
-    native tool calls are appended to its text as JSON lines.
+
+def recorded_format(checkpoint: str) -> str | None:
+    """The student format a checkpoint was trained in (`oec train` records it in oec_train.json), else None."""
+    summary = Path(checkpoint).expanduser() / "oec_train.json"
+    if not summary.is_file():
+        return None
+    try:
+        value = json.loads(summary.read_text(encoding="utf-8")).get("student_format")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if value in ("text", "native") else None
+
+
+def chat_template_of(checkpoint: str) -> str | None:
+    """A checkpoint folder's chat template, read from its files without loading the tokenizer."""
+    folder = Path(resolve_checkpoint(checkpoint))
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    config = folder / "tokenizer_config.json"
+    if config.is_file():
+        template = json.loads(config.read_text(encoding="utf-8")).get("chat_template")
+        return template if isinstance(template, str) else None
+    return None
+
+
+def choose_format(checkpoint: str, native_tools: bool | None) -> bool:
+    """Whether `hf:checkpoint` speaks the native format: as asked, else as it was trained, else text.
+
+    A request that contradicts the recorded format is an error (a student evaluated in another format than
+    it was trained in scores what it was never taught); native needs a template that renders tools and a
+    call syntax oec can read back (`tool_call_style`).
     """
-    out: list[dict[str, str]] = []
-    for m in messages:
-        role, content = m.role, m.content or ""
-        if role == "tool":
-            role = "user"
-            if m.name:
-                content = f"Output of {m.name}:\n{content}"
-        elif role == "assistant" and m.tool_calls:
-            calls = [json.dumps({"name": c.name, "arguments": c.arguments}) for c in m.tool_calls]
-            content = "\n".join([content, *calls]) if content else "\n".join(calls)
-        out.append({"role": role, "content": content})
-    return out
+    recorded = recorded_format(checkpoint) if Path(checkpoint).expanduser().is_dir() else None
+    if native_tools is not None and recorded is not None and native_tools != (recorded == "native"):
+        asked = "native" if native_tools else "text"
+        raise ValueError(f"hf:{checkpoint} was trained in the {recorded} format (its oec_train.json); "
+                         f"--format/--student-format {asked} would evaluate it in another one")
+    native = native_tools if native_tools is not None else recorded == "native"
+    if native:
+        try:
+            tool_call_style(chat_template_of(checkpoint))
+        except ChatFormatError as exc:
+            raise ValueError(f"hf:{checkpoint}: the native format needs its chat template: {exc}") from None
+    return native
 
 
 def call_seed(seed: int | None, prompt_ids: list[int]) -> int:
@@ -183,14 +218,15 @@ class HFModel:
     `max_position_embeddings`. `device` defaults to CUDA when present, else CPU.
     """
 
-    native_tools = False
-
     def __init__(self, checkpoint: str, options: ModelOptions | None = None, *, name: str | None = None,
                  max_context: int | None = None, device: str | None = None, max_batch: int | None = None,
                  prefix_cache_mb: float | None = None) -> None:
         self.checkpoint = checkpoint
         self.options = options or ModelOptions()
         self.name = name or f"hf:{checkpoint}"
+        #: the action format (see `choose_format`); in the native one, replies are parsed for tool calls
+        self.native_tools = choose_format(checkpoint, self.options.native_tools)
+        self._call_style: ToolCallStyle | None = None
         self._max_context_opt = max_context or getattr(self.options, "max_context", None)
         self._device = device
         self._model: Any = None
@@ -253,8 +289,8 @@ class HFModel:
 
     def prompt_ids(self, messages: list[Message]) -> list[int]:
         """Token ids of the chat-templated prompt, ending with the assistant turn's header."""
-        text = self.tokenizer.apply_chat_template(to_chat_dicts(messages), tokenize=False,
-                                                  add_generation_prompt=True)
+        text = render(self.tokenizer, chat_dicts(messages, self.native_tools), native=self.native_tools,
+                      generation_prompt=True)
         # the template already wrote the special tokens (BOS, turn markers)
         return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -311,9 +347,16 @@ class HFModel:
 
     def _completion(self, ids: list[int], new_ids: list[int], finish: str, start: float) -> Completion:
         text_ids = new_ids[:-1] if finish == "stop" else new_ids
-        text = self._tokenizer.decode(text_ids, skip_special_tokens=True)
-        return Completion(text=text, usage=Usage(prompt_tokens=len(ids), completion_tokens=len(new_ids),
-                                                 cost_usd=0.0),
+        calls: list[ToolCall] = []
+        if self.native_tools:  # call markers may be added tokens: keep them to find the calls
+            text = self._tokenizer.decode(text_ids, skip_special_tokens=False)
+            if self._call_style is None:
+                self._call_style = tool_call_style(self._tokenizer.chat_template)
+            text, calls = parse_tool_calls(text, self._call_style, call_prefix=f"call_{len(ids)}")
+        else:
+            text = self._tokenizer.decode(text_ids, skip_special_tokens=True)
+        usage = Usage(prompt_tokens=len(ids), completion_tokens=len(new_ids), cost_usd=0.0)
+        return Completion(text=text, tool_calls=calls, usage=usage,
                           latency_s=time.perf_counter() - start, model=self.name, finish_reason=finish)
 
     def _decode(self, ids: list[int], max_new: int, temperature: float, seed: int | None) -> tuple[list[int], str]:
@@ -373,8 +416,6 @@ def _hf_factory(model: str, options: ModelOptions) -> ModelProvider:
     """``hf:MODEL`` -> one shared HFModel (weights load on the first call)."""
     if not model:
         raise ValueError("model spec 'hf:' names no model: expected hf:smollm2-135m or hf:/path/to/checkpoint")
-    if options.native_tools:
-        raise ValueError(f"hf:{model} speaks the text action format only; native_tools must not be true")
     if model.lower() not in SMOLLM2_ALIASES and _looks_like_path(model) and not Path(model).expanduser().exists():
         raise ValueError(f"model spec 'hf:{model}': no checkpoint folder at {model}")
     return SharedProvider(f"hf:{model}", HFModel(model, options))
