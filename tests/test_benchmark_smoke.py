@@ -62,3 +62,30 @@ def test_quickest_benchmark_run_reports_rates_ratios_and_sandbox_overhead(tmp_pa
     assert json.loads(out.read_text())["levels"] == json.loads(json.dumps(levels))
     printed = console.file.getvalue()
     assert "Rollout throughput" in printed and "Per-command sandbox overhead" in printed
+
+
+HF_VS_LLAMACPP = BENCHMARK.parent / "hf_vs_llamacpp.py"
+
+
+@pytest.mark.slow  # about 75 s on 2 cores: two model loads and a llama.cpp server start
+def test_quickest_hf_vs_llamacpp_run_reports_every_setup_and_ratio(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("oec_benchmark_hf_vs_llamacpp", HF_VS_LLAMACPP)
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    spec.loader.exec_module(bench)
+    out = tmp_path / "results.json"
+    console = Console(file=io.StringIO(), width=200)
+    results = bench.main(["--quick", "--json", str(out)], console=console)
+
+    assert results["llamacpp_error"] is None  # a missing llama.cpp install is a failure, as in its own tests
+    rows = {(r["setup"], r["concurrency"]): r for r in results["rows"]}
+    assert set(rows) == {(s, c) for s in bench.SETUPS for c in (1, 2)}
+    for r in rows.values():
+        assert r["completion_tokens"] > 0 and r["tokens_per_s"] > 0 and r["x_llamacpp"] > 0
+    for c in (1, 2):
+        after = rows[("hf after", c)]
+        assert after["same_as_before"] is True  # greedy answers do not change with batching and reuse
+        assert after["reused_share"] > 0 and rows[("hf before", c)]["reused_share"] == 0
+    assert rows[("hf after", 2)]["max_batch"] == 2
+    assert json.loads(out.read_text())["rows"][0]["setup"] == "hf before"
+    assert "SmolLM2-135M decode speed" in console.file.getvalue()
