@@ -113,7 +113,7 @@ class HostContainer:
         self.scripts: list[str] = []
 
     def host(self, text: str) -> str:
-        for prefix in ("/testbed", "/opt/oec-tools", "/tmp/oec-stage"):
+        for prefix in ("/testbed", "/opt/oec-tools", "/tmp/oec-stage", str(db.STATE_PATH)):
             text = text.replace(prefix, str(self.root) + prefix)
         return text
 
@@ -190,6 +190,7 @@ class HostContainers:
         self.client.run_kwargs.append(kwargs)
         root = self.client.tmp / uuid.uuid4().hex[:8]
         shutil.copytree(self.client.images_to_repos[kwargs["image"]], root / "testbed", symlinks=True)
+        (root / "tmp").mkdir()  # the container's /tmp: the agent's bash state lives there
         container = HostContainer(self.client, root, kwargs)
         self.client.by_id[container.id] = container
         return container

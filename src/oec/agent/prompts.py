@@ -18,8 +18,10 @@ _ROLE = (
 SYSTEM_PROMPTS: dict[ActionFormat, str] = {
     "text": (
         f"{_ROLE}\n\nTools:\n"
-        "- bash: run a command (cwd = repository root).\n"
-        "- str_replace_editor: command=view|create|str_replace|insert|undo_edit, path, and "
+        "- bash: run a command (it starts in the repository root; cd and exported variables persist "
+        "between calls).\n"
+        "- str_replace_editor: command=view|create|str_replace|insert|undo_edit, path (relative to the "
+        "repository root, or absolute), and "
         "file_text / old_str / new_str / insert_line / view_range as the command needs.\n"
         "- submit: finish; your changes become the patch.\n\n"
         f"{TEXT_FORMAT_HELP}"

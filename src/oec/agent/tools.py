@@ -17,8 +17,10 @@ EDITOR_STATE = ".git/oec-editor"  # relative to the workspace; never part of the
 
 BASH = ToolSpec(
     name="bash",
-    description="Run a bash command in the repository (cwd is the repository root). "
-                "State does not persist between calls except the file system. No network, no interactive programs.",
+    description="Run a bash command. The first call starts in the repository root; the working directory, "
+                "exported environment variables, shell functions and aliases persist between calls (other shell "
+                "variables, shell options and background processes do not; a command that times out loses its "
+                "changes). No network, no interactive programs.",
     parameters={"type": "object", "properties": {"command": {"type": "string", "description": "the command"}},
                 "required": ["command"]},
 )
@@ -31,7 +33,8 @@ EDITOR = ToolSpec(
         "type": "object",
         "properties": {
             "command": {"type": "string", "enum": ["view", "create", "str_replace", "insert", "undo_edit"]},
-            "path": {"type": "string", "description": "file or directory, relative to the repository root or absolute"},
+            "path": {"type": "string", "description": "file or directory, absolute or relative to the repository "
+                                                      "root (not to bash's working directory)"},
             "file_text": {"type": "string", "description": "content for `create`"},
             "old_str": {"type": "string", "description": "text to replace for `str_replace`"},
             "new_str": {"type": "string", "description": "replacement for `str_replace`, or text for `insert`"},
@@ -79,7 +82,12 @@ def validate(action: Action) -> Action:
 
 
 class Runner(Protocol):
-    """What tools need from an environment: run a command in the workspace."""
+    """What tools need from an environment: run a command in the workspace.
+
+    An environment may also offer `run_stateful` (same signature; both backends do): the bash tool
+    then keeps its working directory and exports between calls (`oec.env.bash_state`). The editor
+    always goes through `run`, a fresh shell in the repository root, so its relative paths mean
+    the same whatever the model did to its shell."""
 
     def run(self, command: str, *, timeout_s: float | None = None, output_bytes: int | None = None): ...
 
@@ -103,14 +111,16 @@ def execute(action: Action, env: Runner, *, max_observation_chars: int = 10_000)
     """Run one validated action in the environment and say what the agent observes."""
     if action.tool == "submit":
         return Observation("Submitted.", submitted=True)
+    run = env.run
     if action.tool == "bash":
         command = str(action.arguments["command"])
+        run = getattr(env, "run_stateful", None) or env.run
     else:
         blob = base64.b64encode(json.dumps(action.arguments).encode()).decode()
         # where the script lives depends on the backend (a container has its own copy)
         prefix = getattr(env, "editor_command_prefix", None) or f"python {shlex.quote(str(EDITOR_SCRIPT))}"
         command = f"{prefix} {EDITOR_STATE} {blob}"
-    result = env.run(command)
+    result = run(command)
     text = result.output
     if result.timed_out:
         text += "\n[command timed out and was killed]"

@@ -14,13 +14,14 @@ limits as the local sandbox (`oec.env.sandbox`):
 - the same output cap and truncation markers as the local sandbox (its helper
   is reused, not rewritten).
 
-The session has the surface of `EnvSession` (run, diff, close, path, checkpoint)
+The session has the surface of `EnvSession` (run, run_stateful, diff, close, path, checkpoint)
 so the episode loop, the tools and the grader do not care which backend runs.
 The `docker` SDK is an optional extra (`oec[scale]`), imported only here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -37,6 +38,7 @@ from importlib.util import find_spec
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from oec.env.bash_state import STATE_FILE_NAME, stateful_script
 from oec.env.docker_shell import (
     bug_state_script,
     checkout_script,
@@ -89,6 +91,7 @@ DEFAULT_SETUP = ("if [ -d /opt/miniconda3/envs/testbed ]; then "
 EDITOR_DIR = PurePosixPath("/opt/oec-tools")  # outside the repository, so never in the diff
 PLUGIN_DIR = EDITOR_DIR / "pytest"            # oec's pytest report plugin, alone in its folder
 STAGE_DIR = PurePosixPath("/tmp/oec-stage")    # files of oec's own commands (patches to apply, test reports)
+STATE_PATH = PurePosixPath("/tmp") / STATE_FILE_NAME  # the agent's bash state (oec.env.bash_state)
 TRUSTED_TIMEOUT_S = 600                        # oec's own git in a repository the model may have configured
 LABEL = "oec.session"                          # every container oec starts carries it (see remove_orphans)
 _WATCHDOG_GRACE_S = 10.0   # the in-container `timeout` should have ended the command by then
@@ -394,6 +397,13 @@ class DockerSession:
         if reason is None and (watchdog.fired or (exit_code == 137 and duration >= timeout)):
             reason = "timeout"  # 137 = SIGKILL from the in-container `timeout`, at the deadline
         return command_result(command, cap, reason, exit_code, timeout, ceiling, duration)
+
+    def run_stateful(self, command: str, *, timeout_s: float | None = None,
+                     output_bytes: int | None = None) -> CommandResult:
+        """The agent's bash, as `EnvSession.run_stateful`: the same script, the state in the container's /tmp
+        (after the task's setup, so a model that deactivated conda stays deactivated)."""
+        result = self.run(stateful_script(command, str(STATE_PATH)), timeout_s=timeout_s, output_bytes=output_bytes)
+        return dataclasses.replace(result, command=command)
 
     def diff(self) -> str:
         """Everything changed since base_commit, never truncated (it is the rollout's patch)."""

@@ -2,16 +2,18 @@
 
 `open_session` is the one switch between backends: the local one here, and the
 docker one (`oec.env.docker_backend`, SWE-bench/SWE-smith images) with the same
-surface (run, diff, checkpoint, close, path, editor_command_prefix).
+surface (run, run_stateful, diff, checkpoint, close, path, editor_command_prefix).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Union
 
 from oec.agent.tools import EDITOR_SCRIPT
+from oec.env.bash_state import STATE_FILE_NAME, stateful_script
 from oec.env.git_scripts import checkpoint_script, diff_script, reset_script
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import (
@@ -95,6 +97,14 @@ class EnvSession:
 
     def run(self, command: str, *, timeout_s: float | None = None, output_bytes: int | None = None) -> CommandResult:
         return self.sandbox.run(command, timeout_s=timeout_s, output_bytes=output_bytes)
+
+    def run_stateful(self, command: str, *, timeout_s: float | None = None,
+                     output_bytes: int | None = None) -> CommandResult:
+        """The agent's bash: like `run`, but the working directory, exported variables, functions and aliases
+        of the previous `run_stateful` carry over (`oec.env.bash_state`); `run` itself never sees them."""
+        script = stateful_script(command, f"{self.sandbox.scratch_inside}/{STATE_FILE_NAME}")
+        result = self.sandbox.run(script, timeout_s=timeout_s, output_bytes=output_bytes)
+        return dataclasses.replace(result, command=command)
 
     def diff(self) -> str:
         """Everything changed since base_commit: the rollout's patch, read by git INSIDE the sandbox."""
