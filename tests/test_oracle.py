@@ -161,7 +161,8 @@ def assert_resolves(task: Task, repos: RepoIndex, *, broken: bool, commit: bool 
     assert result.resolved, f"{result.status}: {result.reason}\n" + _transcript(own)
     assert sorted(files_touched(patch)) == sorted(files_touched(task.patch)), _transcript(own)
     assert own[-1].action is not None and own[-1].action.tool == "submit"
-    assert own[0].action is not None and own[0].action.arguments["command"].startswith("git status --short")
+    assert own[0].action is not None and own[0].action.arguments["command"].startswith(
+        'cd "$(git rev-parse --show-toplevel)" && git status --short')
     return own
 
 
