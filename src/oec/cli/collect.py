@@ -142,9 +142,9 @@ def collect_command(
         if "oec" in strategies:
             check_switch_fits(sampler, max_calls=max_calls, max_student_calls=max_student_calls, max_steps=max_steps)
         # portable: a Ray worker rebuilds them from spec and options (see oec.models.portable)
-        student_options = role_options("student", base_url=student_base_url, max_tokens=student_max_tokens or max_tokens,
-                                       temperature=student_temperature, fmt=student_format, seed=seed,
-                                       concurrency=concurrency)
+        student_options = role_options("student", base_url=student_base_url,
+                                       max_tokens=student_max_tokens or max_tokens, temperature=student_temperature,
+                                       fmt=student_format, seed=seed, concurrency=concurrency)
         expert_options = role_options("expert", base_url=expert_base_url, max_tokens=expert_max_tokens or max_tokens,
                                       temperature=expert_temperature, fmt=expert_format, seed=seed,
                                       concurrency=concurrency)

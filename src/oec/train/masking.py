@@ -262,7 +262,8 @@ def _encode_full(record: SFTRecord, chat: list[dict[str, Any]], tokenizer: Any, 
             first, last = token_at(len(prompt), f"message {i}"), token_at(len(text), f"message {i}")
             turn_ends = [j for j in range(first, last) if ids[j] in stop]
             if turn_ends:
-                last = turn_ends[-1] + 1  # through the end-of-turn token; the template's separator after it is not trained
+                # through the end-of-turn token; the template's separator after it is not trained
+                last = turn_ends[-1] + 1
             labels[first:last] = ids[first:last]
         elif i < len(texts) - 1:
             token_at(len(text), f"message {i}")
