@@ -16,10 +16,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from oec.models.base import Message  # noqa: E402
-from oec.models.hf import HFModel  # noqa: E402
-from oec.models.hf_engine import HFEngine, PrefixCache  # noqa: E402
-from oec.models.registry import ModelOptions  # noqa: E402
+from oec.models.base import Message
+from oec.models.hf import HFModel
+from oec.models.hf_engine import HFEngine, PrefixCache
+from oec.models.registry import ModelOptions
 
 SYSTEM = Message(role="system", content="You are a coding agent in a repository. Answer with one bash command "
                                         "in a ```bash block, after one sentence of thought.")

@@ -320,6 +320,7 @@ class HFEngine:
 
     def _join(self, seq: _Seq, cache: Any) -> None:
         """Add a prefilled sequence (a batch-of-one cache) to the batch, left-padding whichever is shorter."""
+        self.stats["max_batch"] = max(self.stats["max_batch"], len(self._seqs) + 1)
         if self._cache is None:
             self._cache, self._seqs, self._pad = cache, [seq], [0]
             return
@@ -330,7 +331,6 @@ class HFEngine:
             mine.values = torch.cat([_pad_left(mine.values, length - old), _pad_left(theirs.values, length - new)])
         self._pad = [p + length - old for p in self._pad] + [length - new]
         self._seqs.append(seq)
-        self.stats["max_batch"] = max(self.stats["max_batch"], len(self._seqs))
 
     def _keep(self, rows: list[int]) -> None:
         """Keep only `rows` of the batch and trim the padding columns no row needs any more."""
