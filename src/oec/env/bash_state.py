@@ -49,7 +49,14 @@ _HEADER = "# oec: the agent's bash state, sourced before each of its commands an
 #: exported names never saved nor unset: bash's own (read-only, or kept up to date by the shell), and the
 #: docker backend's per-command marker (a saved one would let the next command's leftovers escape the reaper)
 _KEEP = ("OEC_EXEC", "PWD", "OLDPWD", "SHLVL", "_", "SHELLOPTS", "BASHOPTS", "BASHPID", "EUID", "UID",
-         "PPID", "BASH_VERSINFO", "BASH_ARGV0")
+         "PPID", "BASH_VERSINFO", "BASH_ARGV0", "IFS")
+#: every variable name, as quoted words: "${!A@}" expands to the names starting with A (no subshell, no IFS)
+_ALL_NAMES = " ".join(f'"${{!{c}@}}"' for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+
+
+def _for_exported(body: str) -> str:
+    """Shell running `body` once per exported variable, its name in $__oec_n (`compgen -e` would cost a fork)."""
+    return f"for __oec_n in {_ALL_NAMES}; do [[ ${{!__oec_n@a}} == *x* ]] || continue; {body}; done"
 
 
 def _note(text: str) -> str:
@@ -66,9 +73,8 @@ def _restore(path: str) -> str:
     """
     p = shlex.quote(path)
     keep = " ".join(_KEEP)
-    unset_dropped = ('while IFS= builtin read -r __oec_n; do case " ' + keep + '${__oec_names-} " in '
-                     '*" $__oec_n "*) ;; *) builtin unset -v -- "$__oec_n";; esac; '
-                     'done <<< "$(builtin compgen -e)"')
+    unset_dropped = _for_exported('case " ' + keep + '${__oec_names-} " in *" $__oec_n "*) ;; '
+                                  '*) builtin unset -v -- "$__oec_n";; esac')
     back = ('builtin cd -- "$__oec_cwd" 2>/dev/null || builtin echo "[oec: the saved working directory '
             '$__oec_cwd is gone; this command starts in the repository root]" >&2')
     damaged = _note(f"the saved shell state ({path}) is damaged and was not fully restored; this command "
@@ -101,9 +107,8 @@ def _save(path: str) -> str:
         "{",
         f"builtin printf '%s\\n' {shlex.quote(_HEADER)}",
         "builtin printf '__oec_cwd=%q\\n' \"$PWD\"",
-        (f'while IFS= builtin read -r __oec_n; do case " {keep} " in *" $__oec_n "*) continue;; esac; '
-         'builtin declare -p -- "$__oec_n" && __oec_names="$__oec_names $__oec_n"; '
-         'done <<< "$(builtin compgen -e)"'),
+        _for_exported(f'case " {keep} " in *" $__oec_n "*) continue;; esac; '
+                      'builtin declare -p -- "$__oec_n" && __oec_names="$__oec_names $__oec_n"'),
         # `declare -F` lists `declare -f NAME` (which would print the body) or `declare -fx NAME` (exported)
         "builtin declare -f; builtin printf '{ :\\n'; builtin declare -F; builtin printf '} >/dev/null\\n'",
         "builtin alias -p",
