@@ -10,6 +10,7 @@ from oec.cli import eval_cmd, export_cmd, filter_cmd, run_cmd
 from oec.cli import train_cmd
 from oec.cli import shift_cmd, view_cmd
 from oec.cli import criteria_cmd
+from oec.cli import synth_cmd
 
 app = typer.Typer(
     name="oec",
@@ -32,6 +33,8 @@ app.command("run")(run_cmd.run_command)
 app.command("view")(view_cmd.view_command)
 app.command("shift")(shift_cmd.shift_command)
 app.command("criteria")(criteria_cmd.criteria_command)
+app.command("synth")(synth_cmd.synth_command)
+app.command("synth-split")(synth_cmd.synth_split_command)
 
 
 @app.command("version")
