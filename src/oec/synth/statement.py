@@ -18,6 +18,8 @@ __all__ = ["leaks_fix", "template_statement", "write_with_model"]
 
 _TRIVIAL = re.compile(r"^(return|pass|break|continue|else:|try:|finally:|\)|\]|\}|[-+*/%=<>!:()\[\]{} ,.'\"]*)$")
 MAX_LISTED = 8
+#: one provider per writer spec, made on first use
+_PROVIDERS: dict = {}
 
 
 def fix_lines(fix_patch: str) -> list[str]:
@@ -86,7 +88,9 @@ def write_with_model(spec: str, fail_to_pass: list[str], messages: dict[str, str
     sources = "\n\n".join(f"# {name}\n{code}" for name, code in list(test_sources.items())[:MAX_LISTED])
     prompt = _WRITER_PROMPT.format(failures=failures, sources=sources[:12000])
     try:
-        model = (provider or make_provider(spec)).for_task(None)
+        if provider is None:
+            provider = _PROVIDERS.get(spec) or _PROVIDERS.setdefault(spec, make_provider(spec))
+        model = provider.for_task(None)
         completion = asyncio.run(model.complete([Message(role="user", content=prompt)]))
     except Exception:  # a model that fails writes nothing; the template stands in
         return None

@@ -33,7 +33,7 @@ from oec.grading.grader import run_tests
 from oec.grading.log_parsers import PASSING, TestStatus, strip_colour, strip_message
 from oec.tasks.model import Task
 
-__all__ = ["Baseline", "Outcome", "DROP_REASONS", "classify", "clean_baseline", "failure_messages", "run_candidate"]
+__all__ = ["DROP_REASONS", "Baseline", "Outcome", "classify", "clean_baseline", "failure_messages", "run_candidate"]
 
 DROP_REASONS = ("import_error", "breaks_all_tests", "no_failure", "only_flaky", "timeout", "tests_crashed")
 #: default per-run limits; a candidate's timeout is set from the clean run's duration
