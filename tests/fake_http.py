@@ -22,10 +22,11 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     hang: bool = False  # read the request, then never answer
+    close: bool = False  # read the request, then close the connection without a word
 
 
 class FakeServer:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.replies: list[Reply] = [Reply(500, {"error": {"message": "no reply configured"}})]
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
@@ -45,6 +46,10 @@ class FakeServer:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
+                    if reply.close:
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
                     if reply.hang:
                         server._release.wait(30)
                         return
@@ -62,10 +67,26 @@ class FakeServer:
                     with server._lock:
                         server.in_flight -= 1
 
+            def do_GET(self) -> None:  # noqa: N802 - a GET (e.g. /v1/models) gets the current reply, not consuming it
+                with server._lock:
+                    server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                            "json": None, "method": "GET"})
+                    reply = server.get_reply
+                if reply is None:
+                    self.send_error(404)
+                    return
+                payload = (reply.body if isinstance(reply.body, str) else json.dumps(reply.body)).encode()
+                self.send_response(reply.status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.get_reply: Reply | None = None  # what a GET answers (None: 404)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
 
@@ -75,7 +96,8 @@ class FakeServer:
 
     @property
     def attempts(self) -> int:
-        return len(self.requests)
+        """POST requests received (GETs, such as a pre-flight's model list, are not counted)."""
+        return sum(r.get("method") != "GET" for r in self.requests)
 
     def start(self) -> "FakeServer":
         self.thread.start()

@@ -244,7 +244,7 @@ def test_cli_filter_then_export_round_trip(tmp_path: Path) -> None:
     kept = [Trajectory.model_validate_json(line) for line in (run.path / "filtered.jsonl").read_text().splitlines()]
     assert sorted(t.id for t in kept) == sorted(t.id for t in rows[:3])
     report = json.loads((run.path / "filter_report.json").read_text())
-    assert report["dropped"] == {"resolved": 1, "reward_hack": 0, "repetition": 1, "exit_reason": 0}
+    assert report["dropped"] == {"failed_to_run": 0, "resolved": 1, "reward_hack": 0, "repetition": 1, "exit_reason": 0}
     assert report["kept_per_strategy"] == {"bc": 1, "oec": 2, "on-policy": 0}
 
     out = tmp_path / "sft" / "openai.jsonl"

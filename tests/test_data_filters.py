@@ -163,5 +163,5 @@ def test_reward_hack_drops_resolved_rollouts_that_touch_tests_and_counts_per_rea
 
     report = apply_filters([clean, with_test, with_conftest, graded, refused], default_filters())
     assert [t.sample_index for t in report.kept] == [0]
-    assert report.dropped == {"resolved": 1, "reward_hack": 3, "repetition": 0}
+    assert report.dropped == {"failed_to_run": 0, "resolved": 1, "reward_hack": 3, "repetition": 0}
     assert report.dropped_per_reason["reward_hack"] == {"test file": 2, "test infrastructure": 1}

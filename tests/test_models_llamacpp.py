@@ -144,3 +144,17 @@ def test_prompt_longer_than_context_is_context_length(llama_server) -> None:
     with pytest.raises(ModelError) as err:
         asyncio.run(model.complete([Message(role="user", content="apple banana cherry " * 1500)]))
     assert err.value.kind == "context_length", err.value
+
+
+def test_preflight_passes_for_the_served_model_and_names_the_served_ones_otherwise(llama_server) -> None:
+    """A real OpenAI-compatible server: the pre-flight check a run does before its first rollout."""
+    from oec.models.api_model import PreflightError
+
+    model = _model(llama_server)
+    asyncio.run(model.preflight())  # reachable, the name served, a chat answered
+    base_url, model_id = llama_server
+    wrong = OpenAIModel("no-such-model", ModelOptions(base_url=base_url, native_tools=False, timeout_s=60))
+    with pytest.raises(PreflightError) as caught:
+        asyncio.run(wrong.preflight())
+    assert f"no-such-model at {base_url}" in str(caught.value)
+    assert "does not serve 'no-such-model'" in str(caught.value) and model_id in str(caught.value)

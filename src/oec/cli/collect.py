@@ -13,12 +13,13 @@ from oec import __version__
 from oec.agent.formats import ActionFormat, native_tools_option
 from oec.cli.common import (choose_env_backend, console, fail, load_task_source, report_errors, repo_index,
                              warn_about_interpreters)
-from oec.cli.execution import (DrainOption, ExecutorOption, GradingSlotsOption, RayAddressOption, check_executor,
-                               run_rollouts)
+from oec.cli.execution import (BreakerOption, DrainOption, ExecutorOption, GradingSlotsOption, MaxAttemptsOption,
+                               PreflightOption, RayAddressOption, check_executor, preflight_or_fail, run_rollouts)
 from oec.collect.episode import Limits
 from oec.collect.rollout import RolloutConfig
 from oec.collect.run_dir import RunDir, RunDirError
-from oec.collect.runner import CollectSummary, collect
+from oec.collect.attempts import DEFAULT_MAX_ATTEMPTS, failure_summary
+from oec.collect.runner import DEFAULT_MAX_CONSECUTIVE_FAILURES, CollectSummary, collect
 from oec.collect.schedules import STRATEGIES, check_switch_fits, parse_switch
 from oec.models.portable import PortableProvider
 from oec.models.registry import ModelOptions
@@ -61,19 +62,32 @@ def _generation(options: ModelOptions) -> dict:
 
 
 def summary_table(summary: CollectSummary) -> Table:
+    """Per strategy: the rollouts that ran (and how they ended) beside those that failed to run."""
     table = Table(title="collected rollouts")
-    for column in ("strategy", "rollouts", "resolved", "submitted", "mean steps", "mean switch step"):
+    for column in ("strategy", "rollouts", "resolved", "submitted", "mean steps", "mean switch step",
+                   "failed to run"):
         table.add_column(column)
     by_strategy: dict[str, list] = {}
     for t in summary.finished:
         by_strategy.setdefault(t.strategy, []).append(t)
-    for strategy, items in by_strategy.items():
+    failed: dict[str, set[str]] = {}
+    for attempt in summary.failed:
+        failed.setdefault(attempt.strategy, set()).add(attempt.id)
+    for strategy in sorted(set(by_strategy) | set(failed)):
+        items = by_strategy.get(strategy, [])
         switches = [t.switch_step for t in items if t.switch_step is not None]
         table.add_row(strategy, str(len(items)), str(sum(t.resolved for t in items)),
                       str(sum(t.exit_reason == "submitted" for t in items)),
-                      f"{sum(len(t.steps) for t in items) / len(items):.1f}",
-                      f"{sum(switches) / len(switches):.1f}" if switches else "-")
-    table.caption = f"{summary.skipped} already done and skipped"
+                      f"{sum(len(t.steps) for t in items) / len(items):.1f}" if items else "-",
+                      f"{sum(switches) / len(switches):.1f}" if switches else "-",
+                      str(len(failed.get(strategy, ()))))
+    caption = [f"{summary.skipped} already done and skipped"]
+    if summary.failed:
+        caption.append(f"{len(summary.failed_ids)} failed to run (not written; rerun to retry): "
+                       f"{failure_summary(summary.failed)}")
+    if summary.gave_up:
+        caption.append(f"{summary.gave_up} not tried again (failed to run --max-attempts times already)")
+    table.caption = "; ".join(caption)
     return table
 
 
@@ -122,6 +136,9 @@ def collect_command(
     ray_address: RayAddressOption = None,
     grading_slots: GradingSlotsOption = None,
     drain: DrainOption = False,
+    max_attempts: MaxAttemptsOption = DEFAULT_MAX_ATTEMPTS,
+    max_consecutive_failures: BreakerOption = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    check_models: PreflightOption = True,
 ) -> None:
     """Collect trajectories; each finished rollout is appended to OUT/trajectories.jsonl at once."""
     from oec.env.sandbox import Limits as SandboxLimits
@@ -154,6 +171,8 @@ def collect_command(
                    "expert_format": spoken_format(expert_provider, loaded.tasks) or _chosen(expert_format)}
     except ValueError as exc:
         raise fail(str(exc)) from exc
+    if check_models:
+        preflight_or_fail({"student": student_provider, "expert": expert_provider}, loaded.tasks[0])
     run_dir = RunDir(out)
     config = {"seed": seed, "student": student, "expert": expert, "switch": sampler.spec, "max_calls": max_calls,
               "max_student_calls": max_student_calls,
@@ -175,7 +194,8 @@ def collect_command(
                for s in strategies]
     summary = run_rollouts(
         lambda chosen, stop: collect(loaded.tasks, configs, run_dir, samples=samples, concurrency=concurrency,
-                                     console=console, executor=chosen, stop=stop),
+                                     console=console, executor=chosen, stop=stop, max_attempts=max_attempts,
+                                     max_consecutive_failures=max_consecutive_failures),
         executor=executor, concurrency=concurrency, ray_address=ray_address, drain=drain,
             grading_slots=grading_slots,
         on_interrupt=lambda partial: console.print(summary_table(partial)))

@@ -11,13 +11,20 @@ from rich.table import Table
 from oec.cli.common import (choose_env_backend, console, fail, load_task_source, repo_index, report_errors,
                             warn_about_interpreters)
 from oec.cli.execution import (
+    BreakerOption,
     DrainOption,
     ExecutorOption,
     GradingSlotsOption,
+    MaxAttemptsOption,
+    PreflightOption,
     RayAddressOption,
     check_executor,
+    preflight_or_fail,
     run_rollouts,
 )
+from oec.collect.attempts import DEFAULT_MAX_ATTEMPTS
+from oec.collect.runner import DEFAULT_MAX_CONSECUTIVE_FAILURES
+from oec.models.portable import PortableProvider
 from oec.cli.collect import role_options
 from oec.collect.episode import Limits
 from oec.collect.run_dir import RunDirError
@@ -25,12 +32,15 @@ from oec.eval.evaluate import EvalSummary, evaluate, load_summary, write_predict
 
 
 def comparison_table(summaries: list[tuple[str, EvalSummary]]) -> Table:
+    """One row per evaluation: the rate over the rollouts that ran, and beside it how many did not."""
     table = Table(title="evaluations")
-    for column in ("eval", "model", "data source", "n", "resolved", "rate", "95% interval"):
+    for column in ("eval", "model", "data source", "n", "resolved", "rate", "95% interval", "failed to run"):
         table.add_column(column, overflow="fold")
     for where, s in summaries:
         table.add_row(s.label or where, s.model, s.data_source or "-", str(s.n), str(s.resolved),
-                      f"{s.rate:.1%}", f"[{s.ci_low:.1%}, {s.ci_high:.1%}]")
+                      f"{s.rate:.1%}", f"[{s.ci_low:.1%}, {s.ci_high:.1%}]",
+                      str(s.not_run) + (f" ({', '.join(f'{k} {v}' for k, v in s.not_run_reasons.items())})"
+                                        if s.not_run else ""))
     return table
 
 
@@ -60,6 +70,9 @@ def eval_command(
     ray_address: RayAddressOption = None,
     grading_slots: GradingSlotsOption = None,
     drain: DrainOption = False,
+    max_attempts: MaxAttemptsOption = DEFAULT_MAX_ATTEMPTS,
+    max_consecutive_failures: BreakerOption = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    check_models: PreflightOption = True,
 ) -> None:
     """Run MODEL alone on every task, grade each rollout, report the resolve rate with a 95% Wilson interval."""
     check_executor(executor, ray_address)
@@ -72,12 +85,15 @@ def eval_command(
         raise fail("no valid tasks to evaluate")
     warn_about_interpreters(loaded.tasks, env)
     try:
+        options = role_options("model", base_url=base_url, max_tokens=max_tokens, temperature=temperature, fmt=fmt,
+                               seed=seed, concurrency=concurrency)
+        if check_models:
+            preflight_or_fail({"model": PortableProvider(model, options)}, loaded.tasks[0])
         index = repo_index(repos)
         summary = run_rollouts(
             lambda chosen, stop: evaluate(
                 model, loaded.tasks, index, out, samples=samples, concurrency=concurrency, seed=seed,
-                options=role_options("model", base_url=base_url, max_tokens=max_tokens, temperature=temperature,
-                                     fmt=fmt, seed=seed, concurrency=concurrency),
+                options=options, max_attempts=max_attempts, max_consecutive_failures=max_consecutive_failures,
                 limits=Limits(max_calls_per_model=max_calls), data_source=data_source, label=label,
                 console=console, executor=chosen, stop=stop, env_backend=env,  # type: ignore[arg-type]
                 isolation=isolation),  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ import typer
 from oec.cli.common import console, err_console, fail
 from oec.collect.executors import EXECUTORS, Executor, make_executor
 from oec.collect.interrupt import INTERRUPTED_EXIT_CODE, Interrupted, StopSignal, run_stoppable
-from oec.collect.runner import CollectSummary
+from oec.collect.runner import CircuitOpen, CollectSummary
 
 T = TypeVar("T")
 
@@ -28,6 +28,29 @@ GradingSlotsOption = Annotated[Optional[int], typer.Option(
     "one per core, at most --concurrency): a rollout being graded no longer holds a model slot")]
 DrainOption = Annotated[bool, typer.Option(
     "--drain", help="on Ctrl-C, finish the rollouts in flight before exiting (default: abandon them)")]
+MaxAttemptsOption = Annotated[int, typer.Option(
+    "--max-attempts", min=1, help="tries per rollout that fails to run (model server, sandbox, grader); each "
+    "rerun retries the failed ones until then. Such rollouts are never counted as unresolved")]
+BreakerOption = Annotated[int, typer.Option(
+    "--max-consecutive-failures", min=0, help="stop the run after this many rollouts in a row failed to run "
+    "(what finished is kept; 0: never stop)")]
+PreflightOption = Annotated[bool, typer.Option(
+    "--preflight/--no-preflight", help="check every model server once before the first rollout (reachable, "
+    "key accepted, model served, tool calls accepted)")]
+
+#: the exit status of a run stopped by its circuit breaker (2 is a usage error, 130 a Ctrl-C)
+BREAKER_EXIT_CODE = 3
+
+
+def preflight_or_fail(models: dict[str, object], task: object) -> None:
+    """Stop the command before anything is written when a model the run needs cannot be used."""
+    from oec.models.api_model import PreflightError
+    from oec.models.preflight import preflight
+
+    try:
+        preflight(models, task)
+    except PreflightError as exc:
+        raise fail(f"{exc} (nothing was run or written; --no-preflight skips this check)") from exc
 
 
 def check_executor(executor: str, ray_address: str | None) -> None:
@@ -39,8 +62,9 @@ def check_executor(executor: str, ray_address: str | None) -> None:
 
 
 def interrupted_message(summary: CollectSummary) -> str:
-    return (f"interrupted: {len(summary.finished)} rollout(s) finished and written, {summary.unfinished} not done; "
-            "run the same command again to resume")
+    failed = f", {len(summary.failed)} failed to run" if summary.failed else ""
+    return (f"interrupted: {len(summary.finished)} rollout(s) finished and written{failed}, {summary.unfinished} "
+            "not done; run the same command again to resume")
 
 
 def run_rollouts(run: Callable[[Executor, StopSignal], Awaitable[T]], *, executor: str, concurrency: int,
@@ -77,3 +101,10 @@ def run_rollouts(run: Callable[[Executor, StopSignal], Awaitable[T]], *, executo
     except KeyboardInterrupt:  # a Ctrl-C before the handler was in place
         chosen.close()
         raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+    except CircuitOpen as exc:
+        if on_interrupt is not None:
+            on_interrupt(exc.summary)
+        err_console.print(f"[bold red]error:[/] {exc}. {len(exc.summary.finished)} rollout(s) finished and were "
+                          f"kept; fix the cause and run the same command again: the {len(exc.summary.failed_ids)} "
+                          "that failed are retried", highlight=False, soft_wrap=True)
+        raise typer.Exit(BREAKER_EXIT_CODE) from None

@@ -12,8 +12,9 @@ from rich.table import Table
 from oec.cli.common import console, err_console, fail
 from oec.collect.run_dir import TRAJECTORIES
 from oec.data.export import ExportError, read_trajectories, write_jsonl_atomic, write_text_atomic
-from oec.data.filters import (Filter, FilterReport, apply_filters, exit_reasons, max_steps, repetition, resolved,
-                              reward_hack)
+from oec.collect.attempts import not_run
+from oec.data.filters import (Filter, FilterReport, apply_filters, exit_reasons, max_steps, ran, repetition,
+                              resolved, reward_hack)
 
 FILTERED = "filtered.jsonl"
 FILTER_REPORT = "filter_report.json"
@@ -21,8 +22,9 @@ FILTER_REPORT = "filter_report.json"
 
 def build_filters(keep_resolved: bool, max_repeat: int, steps: int | None, reasons: str | None,
                   drop_reward_hacks: bool = True) -> list[Filter]:
-    """The rules in the order they are charged: resolved, reward_hack, repetition, max_steps, exit_reason."""
-    rules: list[Filter] = []
+    """The rules in the order they are charged: failed_to_run, resolved, reward_hack, repetition, max_steps,
+    exit_reason. A rollout that failed to run is always dropped, under that name (never as unresolved)."""
+    rules: list[Filter] = [ran()]
     if keep_resolved:
         rules.append(resolved())
     if drop_reward_hacks:
@@ -87,4 +89,8 @@ def filter_command(
     write_jsonl_atomic(run_dir / FILTERED, (t.model_dump_json() for t in report.kept))
     write_text_atomic(run_dir / FILTER_REPORT, json.dumps(report.to_json(), indent=2) + "\n")
     console.print(report_table(report))
+    missing = not_run(run_dir, {t.id for t in source.trajectories})
+    if missing:
+        console.print(f"[yellow]{len(missing)} rollout(s) failed to run and are not in {TRAJECTORIES} (see "
+                      f"attempts.jsonl): rerun `oec collect` with the same options to retry them[/]")
     console.print(f"wrote {run_dir / FILTERED} ({len(report.kept)} rollouts) and {run_dir / FILTER_REPORT}")

@@ -1,4 +1,10 @@
-"""Run the rollouts a run directory still lacks, on an executor, and append each finished one to it."""
+"""Run the rollouts a run directory still lacks, on an executor, and append each finished one to it.
+
+A rollout that failed to run (model server, sandbox, grader: see `oec.collect.attempts`) is recorded as an
+attempt instead, and retried by the next run up to `max_attempts`. After `max_consecutive_failures` such
+failures in a row the run stops starting rollouts (those in flight finish) and raises `CircuitOpen`: a
+dead server costs a few attempts and a clear message, not a pass over every task.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from oec.collect.attempts import DEFAULT_MAX_ATTEMPTS, Attempt, AttemptLog, failed_to_run, failure_summary
 from oec.collect.executors import Executor, LocalExecutor, RolloutJob, work_roots
 from oec.collect.interrupt import Interrupted, StopSignal
 from oec.collect.records import Trajectory
@@ -20,12 +27,18 @@ from oec.env.leftovers import SweepReport, sweep
 from oec.tasks.model import Task
 
 
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
+
+
 @dataclass
 class CollectSummary:
     skipped: int = 0
-    finished: list[Trajectory] = field(default_factory=list)
+    finished: list[Trajectory] = field(default_factory=list)  # rollouts that ran (written to trajectories.jsonl)
+    failed: list[Attempt] = field(default_factory=list)  # attempts of this run that failed to run (retried later)
+    gave_up: int = 0  # rollouts not tried again: they failed to run max_attempts times already
     unfinished: int = 0  # left undone by a stop (they run when the collection is resumed)
     swept: SweepReport = field(default_factory=SweepReport)  # leftovers of killed runs removed at start
+    breaker: str | None = None  # why the circuit breaker stopped the run, when it did
 
     @property
     def resolved(self) -> int:
@@ -33,6 +46,18 @@ class CollectSummary:
 
     def exit_reasons(self) -> Counter:
         return Counter(t.exit_reason for t in self.finished)
+
+    @property
+    def failed_ids(self) -> set[str]:
+        return {a.id for a in self.failed}
+
+
+class CircuitOpen(Exception):
+    """The run stopped after too many consecutive infrastructure failures; `summary` says what it kept."""
+
+    def __init__(self, summary: CollectSummary, message: str) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 def plan_jobs(tasks: list[Task], configs: list[RolloutConfig], samples: int,
@@ -61,6 +86,8 @@ async def collect(
     on_finish: Callable[[Trajectory], None] | None = None,
     executor: Executor | None = None,
     stop: StopSignal | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
 ) -> CollectSummary:
     """Run what is missing from `run_dir`, at most `concurrency` rollouts at once; each is saved as it ends.
 
@@ -68,6 +95,10 @@ async def collect(
     writes the run directory. Leftovers of killed runs are swept first. Once
     `stop` is requested, nothing new starts; if rollouts were left undone,
     `Interrupted` is raised after everything finished has been written.
+    Rollouts that failed to run are recorded in attempts.jsonl and planned
+    again by the next run until they have failed `max_attempts` times;
+    `max_consecutive_failures` in a row (0: never) stop the run with
+    `CircuitOpen` once the rollouts in flight are done.
     """
     run_dir.open()
     own_executor = executor is None
@@ -75,23 +106,42 @@ async def collect(
     stop = stop or StopSignal()
     try:
         summary = CollectSummary(swept=await asyncio.to_thread(sweep, work_roots(configs)))
+        attempts = AttemptLog(run_dir.path)
+        tried = attempts.counts()
         jobs, summary.skipped = plan_jobs(tasks, configs, samples, run_dir.done_ids())
+        summary.gave_up = sum(tried[job.id] >= max_attempts for job in jobs)
+        jobs = [job for job in jobs if tried[job.id] < max_attempts]
+        in_a_row = 0
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("resolved {task.fields[resolved]}"), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:
             bar = progress.add_task("collecting", total=len(jobs), resolved=0)
             async with contextlib.aclosing(executor.results(jobs, stop)) as results:  # closed even on error
                 async for trajectory in results:
+                    progress.update(bar, advance=1, resolved=summary.resolved)
+                    if failed_to_run(trajectory):
+                        tried[trajectory.id] += 1
+                        summary.failed.append(await asyncio.to_thread(attempts.append, trajectory,
+                                                                      tried[trajectory.id]))
+                        in_a_row += 1
+                        if max_consecutive_failures and in_a_row >= max_consecutive_failures and not summary.breaker:
+                            summary.breaker = (f"stopped after {in_a_row} rollouts in a row failed to run: "
+                                               f"{failure_summary(summary.failed[-in_a_row:])}")
+                            stop.stopping.set()  # start nothing new; the rollouts in flight end on their own
+                        continue
+                    in_a_row = 0
                     await asyncio.to_thread(run_dir.append, trajectory)
                     summary.finished.append(trajectory)
-                    progress.update(bar, advance=1, resolved=summary.resolved)
+                    progress.update(bar, resolved=summary.resolved)
                     if on_finish:
                         on_finish(trajectory)
     finally:
         if own_executor:
             executor.close()
         run_dir.close()
-    summary.unfinished = len(jobs) - len(summary.finished)
+    summary.unfinished = len(jobs) - len(summary.finished) - len(summary.failed)
+    if summary.breaker:
+        raise CircuitOpen(summary, summary.breaker)
     if summary.unfinished:
         raise Interrupted(summary, f"stopped with {summary.unfinished} rollout(s) not done")
     return summary

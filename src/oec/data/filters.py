@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
 
 from oec.agent.history import Step
+from oec.collect.attempts import failed_to_run
 from oec.collect.records import Trajectory
 from oec.grading.patch_policy import reward_hack_reasons
 
@@ -237,6 +238,29 @@ class ExitReasons:
         return {"name": self.name, "allowed": sorted(self.allowed)}
 
 
+@dataclass(frozen=True)
+class Ran:
+    """Drop records of rollouts that failed to run (model server, sandbox, grader): they say nothing of the model.
+
+    oec no longer writes such rollouts to trajectories.jsonl (see `oec.collect.attempts`); runs from before
+    that still hold some, and this keeps them out of training data under their own name, not as unresolved.
+    """
+
+    name: str = field(default="failed_to_run", init=False)
+
+    def check(self, trajectory: Trajectory) -> Verdict:
+        if failed_to_run(trajectory):
+            return Verdict.dropped(f"{trajectory.exit_reason}: {_short(trajectory.error or 'no detail')}")
+        return Verdict.kept()
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+def ran() -> Ran:
+    return Ran()
+
+
 def resolved() -> Resolved:
     return Resolved()
 
@@ -258,8 +282,8 @@ def exit_reasons(allowed: Iterable[str]) -> ExitReasons:
 
 
 def default_filters() -> list[Filter]:
-    """What `oec filter` keeps with no options: resolved rollouts, no reward hacks, no loops (repetition 3)."""
-    return [resolved(), reward_hack(), repetition()]
+    """What `oec filter` keeps with no options: rollouts that ran, resolved, no reward hacks, no loops."""
+    return [ran(), resolved(), reward_hack(), repetition()]
 
 
 def _short(text: str, limit: int = 60) -> str:

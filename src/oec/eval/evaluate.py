@@ -15,7 +15,8 @@ from oec.collect.executors import Executor
 from oec.collect.interrupt import StopSignal
 from oec.collect.rollout import RolloutConfig
 from oec.collect.run_dir import RunDir
-from oec.collect.runner import collect
+from oec.collect.attempts import DEFAULT_MAX_ATTEMPTS, failed_to_run, not_run
+from oec.collect.runner import DEFAULT_MAX_CONSECUTIVE_FAILURES, collect
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import Limits as SandboxLimits
 from oec.env.session import EnvBackend, Isolation
@@ -38,17 +39,28 @@ class EvalSummary(BaseModel):
     ci_high: float
     exit_reasons: dict[str, int] = Field(default_factory=dict)
     instances: list[str] = Field(default_factory=list)
+    not_run: int = Field(default=0, description="rollouts that failed to run every attempt: not in n, not scored")
+    not_run_reasons: dict[str, int] = Field(default_factory=dict)
 
 
 def summarize(run_dir: RunDir, model: str, data_source: str | None, label: str | None) -> EvalSummary:
-    """Recompute the summary from the trajectories on disk (so a resumed eval counts every rollout once)."""
+    """Recompute the summary from the trajectories on disk (so a resumed eval counts every rollout once).
+
+    The rate and its interval are over the rollouts that ran; those that failed to run (attempts.jsonl)
+    are counted beside them, never as unresolved. Legacy records of infrastructure failures (written to
+    trajectories.jsonl before oec kept them apart) are moved to that count too."""
     records = list(run_dir.read())
-    resolved = sum(t.resolved for t in records)
-    low, high = wilson_interval(resolved, len(records))
-    return EvalSummary(model=model, data_source=data_source, label=label, n=len(records), resolved=resolved,
-                       rate=resolved / len(records) if records else 0.0, ci_low=low, ci_high=high,
-                       exit_reasons=dict(Counter(t.exit_reason for t in records)),
-                       instances=sorted({t.instance_id for t in records}))
+    ran = [t for t in records if not failed_to_run(t)]
+    missing = not_run(run_dir.path, {t.id for t in ran})
+    reasons = Counter(a.exit_reason for a in missing.values())
+    reasons.update(t.exit_reason for t in records if failed_to_run(t) and t.id not in missing)
+    resolved = sum(t.resolved for t in ran)
+    low, high = wilson_interval(resolved, len(ran))
+    return EvalSummary(model=model, data_source=data_source, label=label, n=len(ran), resolved=resolved,
+                       rate=resolved / len(ran) if ran else 0.0, ci_low=low, ci_high=high,
+                       exit_reasons=dict(Counter(t.exit_reason for t in ran)),
+                       instances=sorted({t.instance_id for t in ran}), not_run=sum(reasons.values()),
+                       not_run_reasons=dict(reasons))
 
 
 def write_summary(out: Path, summary: EvalSummary) -> None:
@@ -76,11 +88,14 @@ async def evaluate(
     stop: StopSignal | None = None,
     env_backend: EnvBackend = "local",
     isolation: Isolation = "auto",
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
 ) -> EvalSummary:
     """Run the model alone on every task (`samples` times), grade, and write OUT/eval.json.
 
-    A stopped evaluation raises `Interrupted` and writes no eval.json: a summary of part of the tasks
-    would read as the model's score.
+    A stopped evaluation raises `Interrupted` (or `CircuitOpen`, when its model server is gone) and writes
+    no eval.json: a summary of part of the tasks would read as the model's score. Rollouts that failed to run
+    every attempt are left out of the rate and counted as `not_run`.
     """
     run_dir = RunDir(out)
     config = {"kind": "eval", "model": model, "seed": seed, "max_calls": limits.max_calls_per_model,
@@ -91,7 +106,8 @@ async def evaluate(
                             sandbox_limits=SandboxLimits(timeout_s=command_timeout), env_backend=env_backend,
                             isolation=isolation)
     await collect(tasks, [rollout], run_dir, samples=samples, concurrency=concurrency, console=console,
-                  executor=executor, stop=stop)
+                  executor=executor, stop=stop, max_attempts=max_attempts,
+                  max_consecutive_failures=max_consecutive_failures)
     summary = summarize(run_dir, model, data_source, label)
     write_summary(out, summary)
     return summary

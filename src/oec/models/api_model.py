@@ -14,9 +14,21 @@ import time
 from types import ModuleType
 from typing import Any, ClassVar
 
-from oec.models.base import Completion, Message, ToolSpec
+from oec.agent.tools import TOOLS
+from oec.models.base import Completion, Message, ModelError, ToolSpec
 from oec.models.registry import ModelOptions
 from oec.models.retry import PerLoop, TransientError, call_with_retries, classify_status
+
+
+class PreflightError(RuntimeError):
+    """A model the run needs is not usable; the message names it, where it was asked, and the answer."""
+
+    def __init__(self, where: str, answer: str) -> None:
+        super().__init__(f"{where}: {answer}")
+        self.where, self.answer = where, answer
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.answer}"
 
 
 def field_of(obj: Any, key: str, default: Any = None) -> Any:
@@ -80,6 +92,34 @@ class ApiModel:
                                                  attempt_timeout_s=self.options.timeout_s * 2 + 5)
             completion.latency_s = time.monotonic() - start
         return completion
+
+    async def preflight(self) -> None:
+        """One small request, no retries: raise PreflightError saying what the server answered, if it failed.
+
+        Checks what a run needs before its first rollout: the server answers, the key is accepted, the model
+        name is served, and (in the native format) tool calls are accepted. The served-model list is
+        asked first where the API has one, so a wrong name is named with the ones that are served.
+        """
+        await self.check_served()
+        probe = [Message(role="system", content="Preflight check."), Message(role="user", content="Say OK.")]
+        body = self.request_body(probe, TOOLS if self.native_tools else None)
+        body[self.max_tokens_key(body)] = 16
+        try:
+            await asyncio.wait_for(self._attempt(body), timeout=self.options.timeout_s)
+        except (TransientError, ModelError) as exc:
+            raise PreflightError(self.where(), f"{exc}") from exc
+        except asyncio.TimeoutError as exc:
+            raise PreflightError(self.where(), f"no answer within {self.options.timeout_s}s") from exc
+
+    async def check_served(self) -> None:
+        """Backends with a model list raise PreflightError when the name is not on it; by default nothing."""
+
+    @staticmethod
+    def max_tokens_key(body: dict[str, Any]) -> str:
+        return "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+
+    def where(self) -> str:
+        return f"{self.name} at {self.options.base_url or 'the default endpoint'}"
 
     async def _attempt(self, body: dict[str, Any]) -> Completion:
         sdk = self.sdk

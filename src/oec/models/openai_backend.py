@@ -9,13 +9,14 @@ retried like a 5xx.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import openai
 import pydantic
 
-from oec.models.api_model import ApiModel, field_of
+from oec.models.api_model import ApiModel, PreflightError, field_of
 from oec.models.base import Completion, Message, ToolCall, ToolSpec, Usage
 from oec.models.pricing import cost_usd
 from oec.models.retry import TransientError
@@ -108,6 +109,23 @@ class OpenAIModel(ApiModel):
                           usage=Usage(prompt_tokens=prompt, completion_tokens=out, cost_usd=cost),
                           model=field_of(response, "model") or self.name,
                           finish_reason=field_of(choices[0], "finish_reason"))
+
+    async def check_served(self) -> None:
+        """GET /models: the name must be among the served ones (a server without that route is not judged)."""
+        try:
+            page = await asyncio.wait_for(self._client.get().models.list(), timeout=self.options.timeout_s)
+        except openai.APIStatusError as exc:
+            if exc.status_code in (404, 405, 501):  # no model list here: the chat probe decides
+                return
+            raise PreflightError(self.where(), f"HTTP {exc.status_code}: {self.error_text(exc)}") from exc
+        except (openai.APIConnectionError, asyncio.TimeoutError) as exc:
+            raise PreflightError(self.where(), f"connection: {exc}: {exc.__cause__ or ''}") from exc
+        except (openai.APIResponseValidationError, ValueError, TypeError) as exc:
+            raise PreflightError(self.where(), f"the model list is not an OpenAI-style answer: {exc}") from exc
+        served = [str(getattr(m, "id", "")) for m in getattr(page, "data", None) or []]
+        if served and self.name not in served:
+            shown = ", ".join(served[:10]) + (f" and {len(served) - 10} more" if len(served) > 10 else "")
+            raise PreflightError(self.where(), f"the server does not serve {self.name!r}; it serves: {shown}")
 
     @staticmethod
     def error_text(exc: openai.APIStatusError) -> str:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from oec import __version__
+from oec.collect.attempts import failed_to_run
+from oec.collect.attempts import not_run as attempts_not_run
 from oec.collect.records import Trajectory
 from oec.eval.evaluate import EvalSummary
 from oec.report import plots
@@ -49,12 +52,13 @@ def strategies_section(summary: Summary) -> str:
         rate, interval = _pct(s.resolved)
         reasons = ", ".join(f"{esc(k)} {v}" for k, v in s.exit_reasons.most_common())
         rows.append([esc(s.strategy), str(s.resolved.n), str(s.resolved.k), rate, interval,
-                     f"{s.mean_student_steps:.1f}", f"{s.mean_expert_steps:.1f}", reasons])
+                     f"{s.mean_student_steps:.1f}", f"{s.mean_expert_steps:.1f}", reasons, str(s.not_run)])
     rate, interval = _pct(summary.resolved)
-    rows.append(["<b>all</b>", f"<b>{summary.total}</b>", f"<b>{summary.resolved.k}</b>", rate, interval, "", "", ""])
+    rows.append(["<b>all</b>", f"<b>{summary.total}</b>", f"<b>{summary.resolved.k}</b>", rate, interval, "", "", "",
+                 f"<b>{sum(s.not_run for s in summary.strategies)}</b>"])
     return "<h3>rollouts by strategy</h3>" + _table(
         ["strategy", "rollouts", "resolved", "rate", "95% Wilson", "mean student steps", "mean expert steps",
-         "exit reasons"], rows, numeric={1, 2, 3, 5, 6})
+         "exit reasons", "failed to run"], rows, numeric={1, 2, 3, 5, 6, 8})
 
 
 def filter_section(summary: Summary) -> str:
@@ -98,9 +102,10 @@ def evaluations_section(evaluations: list[tuple[str, EvalSummary]]) -> str:
     rows = []
     for label, s in evaluations:
         rate, interval = _pct(Rate(s.resolved, s.n))
-        rows.append([esc(label), esc(s.model), esc(s.data_source or "-"), str(s.n), str(s.resolved), rate, interval])
-    return "<h2>evaluations</h2>" + _table(["eval", "model", "data source", "n", "resolved", "rate", "95% Wilson"],
-                                           rows, numeric={3, 4, 5})
+        rows.append([esc(label), esc(s.model), esc(s.data_source or "-"), str(s.n), str(s.resolved), rate, interval,
+                     str(s.not_run)])
+    return "<h2>evaluations</h2>" + _table(["eval", "model", "data source", "n", "resolved", "rate", "95% Wilson",
+                                            "failed to run"], rows, numeric={3, 4, 5, 7})
 
 
 def criteria_section(groups: dict[str, list[Trajectory]]) -> str:
@@ -203,7 +208,9 @@ def build_report(layout: RunLayout, limit: int | None = None,
                  compare: dict[str, list[Trajectory]] | None = None) -> str:
     """The whole page as one string: summary, plots, and every trajectory."""
     trajectories, torn = load_trajectories(layout)
-    summary = summarize(trajectories, load_filter_report(layout.filter_report))
+    done = {t.id for t in trajectories if not failed_to_run(t)}
+    not_run = Counter(a.strategy for a in attempts_not_run(layout.collect, done).values())
+    summary = summarize(trajectories, load_filter_report(layout.filter_report), not_run)
     evaluations = load_evaluations(layout)
     shift = json.loads(layout.shift_file.read_text()) if layout.shift_file else None
     config = layout.config()

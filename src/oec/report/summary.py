@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oec.collect.attempts import failed_to_run
 from oec.collect.records import Trajectory
 from oec.eval.stats import wilson_interval
 
@@ -40,6 +41,7 @@ class StrategyStats:
     student_steps: list[int] = field(default_factory=list)  # per rollout
     expert_steps: list[int] = field(default_factory=list)
     exit_reasons: Counter[str] = field(default_factory=Counter)
+    not_run: int = 0  # rollouts that failed to run (model server, sandbox, grader): not in the rate
 
     @property
     def mean_student_steps(self) -> float:
@@ -89,14 +91,19 @@ def load_filter_report(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def summarize(trajectories: list[Trajectory], filter_report: dict[str, Any] | None) -> Summary:
+def summarize(trajectories: list[Trajectory], filter_report: dict[str, Any] | None,
+              not_run: Counter[str] | None = None) -> Summary:
+    """The report's numbers over the rollouts that ran; `not_run` (per strategy) and any legacy record of a
+    rollout that failed to run are counted beside them, never as unresolved."""
+    failed = Counter(t.strategy for t in trajectories if failed_to_run(t)) + (not_run or Counter())
+    trajectories = [t for t in trajectories if not failed_to_run(t)]
     by_strategy: dict[str, list[Trajectory]] = defaultdict(list)
     for t in trajectories:
         by_strategy[t.strategy].append(t)
     strategies = []
-    for name in sorted(by_strategy, key=_strategy_order):
+    for name in sorted(set(by_strategy) | set(failed), key=_strategy_order):
         group = by_strategy[name]
-        stats = StrategyStats(name, Rate(sum(t.resolved for t in group), len(group)))
+        stats = StrategyStats(name, Rate(sum(t.resolved for t in group), len(group)), not_run=failed[name])
         for t in group:
             student, expert = source_counts(t)
             stats.student_steps.append(student)
