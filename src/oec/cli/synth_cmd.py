@@ -145,20 +145,20 @@ def synth_command(
     validated_s = sum(r.validated_seconds for r in results)
     table.caption = (f"not run: {dict(generation) or 'none'} (same diff twice, or no longer compiles); "
                      f"{reused} outcome(s) reused from {state.path.name}")
-    console.print(table)
-    rate = (sum(1 for r in results for o in r.outcomes[:] if o.status == "valid") / (elapsed / 60)) if elapsed else 0
+    console.print(table, width=max(console.width, 132))
+    rate = sum(r.new_valid for r in results) / (elapsed / 60) if elapsed else 0.0
     spread = difficulty_spread(rows)
     console.print(f"difficulty spread: F2P tests {spread['fail_to_pass']}; lines changed {spread['lines_changed']}",
                   soft_wrap=True)
     console.print(f"{len(rows)} task(s) -> {out}; bug commits in {out_dir / 'repos'} "
                   f"(grade with --repos {out_dir / 'repos'}); {elapsed:.0f}s, {validated} candidate(s) validated"
                   + (f" ({validated / validated_s * 60:.0f}/min)" if validated and validated_s else "")
-                  + f", {rate:.1f} task(s)/min overall", soft_wrap=True)
+                  + f", {rate:.1f} new task(s)/min overall", soft_wrap=True)
     report = {
         "tasks": len(rows), "candidates": n, "valid": totals["valid"], "reused": reused,
         "dropped": {r: totals[r] for r in DROP_REASONS if totals[r]}, "not_run": dict(generation),
         "per_kind": {k: dict(v) for k, v in per_kind.items()}, "difficulty": spread,
-        "seconds": round(elapsed, 1), "validation_seconds": round(validated_s, 1), "validated": validated,
+        "seconds": round(elapsed, 1), "tasks_per_minute": round(rate, 2), "validation_seconds": round(validated_s, 1), "validated": validated,
         "repos": [{"repo": r.repo, "path": str(r.repo_path), "clean_commit": r.baseline.commit,
                    "tests_passing": len(r.baseline.passing), "flaky": r.baseline.flaky,
                    "clean_run_s": r.baseline.duration_s} for r in results],

@@ -51,6 +51,7 @@ class RepoResult:
     baseline: Baseline
     outcomes: list[Outcome] = field(default_factory=list)      # one per candidate of this run, in order
     reused: int = 0                                             # outcomes taken from the state file
+    new_valid: int = 0                                          # valid outcomes validated in this run
     generation: dict[str, int] = field(default_factory=dict)    # duplicate, syntax_error, ...
     rows: list[Task] = field(default_factory=list)
     seconds: float = 0.0
@@ -105,6 +106,7 @@ def synth_repo(source: Path, out_dir: Path, config: SynthConfig, state: StateFil
             state.append(repo, bug_repo.clean, command, outcome,
                          candidate.content if outcome.status == "valid" else None)
             outcomes[candidate.id] = outcome
+            result.new_valid += outcome.status == "valid"
             if on_done:
                 on_done(outcome)
     except BaseException:
