@@ -75,6 +75,40 @@ def plan_jobs(tasks: list[Task], configs: list[RolloutConfig], samples: int,
     return jobs, skipped
 
 
+@dataclass
+class _Recorder:
+    """Where each rollout's end goes: trajectories.jsonl when it ran, attempts.jsonl when it failed to run;
+    and the circuit breaker, which counts failures to run in a row."""
+
+    run_dir: RunDir
+    attempts: AttemptLog
+    tried: Counter[str]  # failed attempts per rollout id, this run's included
+    summary: CollectSummary
+    stop: StopSignal
+    breaker_at: int  # 0: never
+    in_a_row: int = 0
+
+    async def record(self, trajectory: Trajectory) -> bool:
+        """Write the rollout where it belongs; True when it ran."""
+        if failed_to_run(trajectory):
+            await self._failed(trajectory)
+            return False
+        self.in_a_row = 0
+        await asyncio.to_thread(self.run_dir.append, trajectory)
+        self.summary.finished.append(trajectory)
+        return True
+
+    async def _failed(self, trajectory: Trajectory) -> None:
+        self.tried[trajectory.id] += 1
+        self.summary.failed.append(await asyncio.to_thread(self.attempts.append, trajectory,
+                                                           self.tried[trajectory.id]))
+        self.in_a_row += 1
+        if self.breaker_at and self.in_a_row >= self.breaker_at and not self.summary.breaker:
+            self.summary.breaker = (f"stopped after {self.in_a_row} rollouts in a row failed to run: "
+                                    f"{failure_summary(self.summary.failed[-self.in_a_row:])}")
+            self.stop.stopping.set()  # start nothing new; the rollouts in flight end on their own
+
+
 async def collect(
     tasks: list[Task],
     configs: list[RolloutConfig],
@@ -111,29 +145,16 @@ async def collect(
         jobs, summary.skipped = plan_jobs(tasks, configs, samples, run_dir.done_ids())
         summary.gave_up = sum(tried[job.id] >= max_attempts for job in jobs)
         jobs = [job for job in jobs if tried[job.id] < max_attempts]
-        in_a_row = 0
+        recorder = _Recorder(run_dir, attempts, tried, summary, stop, max_consecutive_failures)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("resolved {task.fields[resolved]}"), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:
             bar = progress.add_task("collecting", total=len(jobs), resolved=0)
             async with contextlib.aclosing(executor.results(jobs, stop)) as results:  # closed even on error
                 async for trajectory in results:
+                    ran = await recorder.record(trajectory)
                     progress.update(bar, advance=1, resolved=summary.resolved)
-                    if failed_to_run(trajectory):
-                        tried[trajectory.id] += 1
-                        summary.failed.append(await asyncio.to_thread(attempts.append, trajectory,
-                                                                      tried[trajectory.id]))
-                        in_a_row += 1
-                        if max_consecutive_failures and in_a_row >= max_consecutive_failures and not summary.breaker:
-                            summary.breaker = (f"stopped after {in_a_row} rollouts in a row failed to run: "
-                                               f"{failure_summary(summary.failed[-in_a_row:])}")
-                            stop.stopping.set()  # start nothing new; the rollouts in flight end on their own
-                        continue
-                    in_a_row = 0
-                    await asyncio.to_thread(run_dir.append, trajectory)
-                    summary.finished.append(trajectory)
-                    progress.update(bar, resolved=summary.resolved)
-                    if on_finish:
+                    if ran and on_finish:
                         on_finish(trajectory)
     finally:
         if own_executor:
