@@ -68,8 +68,8 @@ def _write_tasks(path: Path, tasks: list[Task]) -> None:
 
 
 def run_pipeline(config: PipelineConfig, console: Console) -> PipelineResult:
+    """collect -> filter -> export -> train -> evaluate -> report, each stage skipped when its output is current."""
     from oec.tasks.bundled import BUNDLED_TASKS_FILE
-    from oec.train.trainer import train
 
     out = config.run.out
     out.mkdir(parents=True, exist_ok=True)
@@ -82,78 +82,11 @@ def run_pipeline(config: PipelineConfig, console: Console) -> PipelineResult:
     console.print(f"tasks: {len(train_tasks)} for collection, {len(eval_tasks)} held out for evaluation")
 
     collect_dir = out / "collect"
-    console.rule(f"1/5 collect ({', '.join(config.collect.strategies)})")
-    c, m = config.collect, config.models
-    invoke(collect_command, tasks_file=train_file, student=m.student, expert=m.expert, strategy=list(c.strategies),
-                    switch=c.switch, samples=c.samples, concurrency=c.concurrency, seed=config.run.seed,
-                    out=collect_dir, repos=config.tasks.repos, student_base_url=m.student_base_url,
-                    expert_base_url=m.expert_base_url, max_calls=c.max_calls, max_student_calls=c.max_student_calls,
-                    max_steps=c.max_steps,
-                    max_tokens=m.max_tokens, student_max_tokens=m.student_max_tokens,
-                    expert_max_tokens=m.expert_max_tokens, student_temperature=m.student_temperature,
-                    expert_temperature=m.expert_temperature, student_format=m.student_format,
-                    expert_format=m.expert_format, command_timeout=c.command_timeout,
-                    max_observation_chars=c.max_observation_chars, env=config.run.env)
-
-    console.rule("2/5 filter")
-    filtered = collect_dir / FILTERED
-    if is_current(filtered, collect_dir / TRAJECTORIES):
-        console.print(f"up to date: {filtered}")
-    else:
-        f = config.filter
-        invoke(filter_command, run_dir=collect_dir, keep_resolved=f.resolved, max_repeat=f.max_repeat, steps=f.max_steps,
-                       reasons=",".join(f.exit_reasons) if f.exit_reasons is not None else None,
-               drop_reward_hacks=f.reward_hack)
-
-    console.rule("3/5 export (student format, expert turns trained)")
-    sft = out / f"sft.{config.export.format}.jsonl"
-    if is_current(sft, filtered):
-        console.print(f"up to date: {sft}")
-    else:
-        mix = ",".join(f"{k}={v}" for k, v in config.export.mix.items()) if config.export.mix else None
-        invoke(export_command, run_dir=collect_dir, fmt=config.export.format, out=sft, mix=mix, seed=config.run.seed,
-                       allow_short=config.export.allow_short, tasks_file=train_file)
-
-    console.rule("4/5 train")
-    checkpoint = out / "checkpoint"
-    if not sft.read_text().strip():
-        raise PipelineError(f"{sft} holds no records: nothing was resolved and kept; see "
-                            f"{collect_dir / 'filter_report.json'} and raise the collection limits")
-    if is_current(checkpoint / "oec_train.json", sft):
-        console.print(f"up to date: {checkpoint}")
-    else:
-        t = config.train
-        summary = train(sft, m.student, checkpoint, lora=t.lora, epochs=t.epochs, lr=t.lr, max_length=t.max_length,
-                        batch_size=t.batch_size, grad_accum=t.grad_accum, seed=config.run.seed,
-                        max_steps=t.max_steps, overwrite=True, precision=t.precision,
-                        gradient_checkpointing=t.gradient_checkpointing, lora_r=t.lora_r, lora_alpha=t.lora_alpha,
-                        lora_dropout=t.lora_dropout, warmup=t.warmup, lr_scheduler=t.lr_scheduler,
-                        save_steps=t.save_steps, resume=t.resume, long_records=t.long_records)
-        console.print(f"trained on {summary.records_used} records as {summary.examples} examples "
-                      f"({summary.supervised_tokens} supervised tokens, {summary.windowed_records} records cut "
-                      f"into windows); dropped {summary.dropped_too_long} too long")
-
-    console.rule("5/5 evaluate on held-out tasks")
-    models = ([("base", m.student, "none")] if config.eval.base else []) + [
-        ("trained", f"hf:{checkpoint}", "+".join(config.collect.strategies))]
-    for label, spec, source in models:
-        eval_dir = out / "eval" / label
-        if is_current(eval_dir / EVAL_SUMMARY, checkpoint / "oec_train.json" if label == "trained" else eval_file):
-            result.evaluations.append((str(eval_dir), load_summary(eval_dir)))
-            console.print(f"up to date: {eval_dir}")
-            continue
-        console.print(f"evaluating {label}: {spec}")
-        e = config.eval
-        summary = asyncio.run(evaluate(
-            spec, eval_tasks, repo_index(config.tasks.repos), eval_dir, samples=e.samples, concurrency=e.concurrency,
-            seed=config.run.seed, options=role_options(
-                "student", base_url=m.student_base_url if label == "base" else None,
-                max_tokens=m.student_max_tokens or m.max_tokens, temperature=m.student_temperature,
-                fmt=m.student_format, seed=config.run.seed, concurrency=e.concurrency),
-            limits=Limits(max_calls_per_model=e.max_calls, max_observation_chars=c.max_observation_chars),
-            command_timeout=c.command_timeout, data_source=source, label=label, console=console,
-            env_backend=config.run.env))
-        result.evaluations.append((str(eval_dir), summary))
+    _collect(config, train_file, collect_dir, console)
+    filtered = _filter(config, collect_dir, console)
+    sft = _export(config, collect_dir, filtered, train_file, out, console)
+    checkpoint = _train(config, sft, collect_dir, out, console)
+    result.evaluations = _evaluate(config, checkpoint, eval_tasks, eval_file, out, console)
 
     console.print(comparison_table(result.evaluations))
     from oec.report import write_report
@@ -165,3 +98,95 @@ def run_pipeline(config: PipelineConfig, console: Console) -> PipelineResult:
     for name, path in result.paths.items():
         console.print(f"{name:>14}: {path}")
     return result
+
+
+def _collect(config: PipelineConfig, train_file: Path, collect_dir: Path, console: Console) -> None:
+    console.rule(f"1/5 collect ({', '.join(config.collect.strategies)})")
+    c, m = config.collect, config.models
+    invoke(collect_command, tasks_file=train_file, student=m.student, expert=m.expert, strategy=list(c.strategies),
+           switch=c.switch, samples=c.samples, concurrency=c.concurrency, seed=config.run.seed,
+           out=collect_dir, repos=config.tasks.repos, student_base_url=m.student_base_url,
+           expert_base_url=m.expert_base_url, max_calls=c.max_calls, max_student_calls=c.max_student_calls,
+           max_steps=c.max_steps, max_tokens=m.max_tokens, student_max_tokens=m.student_max_tokens,
+           expert_max_tokens=m.expert_max_tokens, student_temperature=m.student_temperature,
+           expert_temperature=m.expert_temperature, student_format=m.student_format,
+           expert_format=m.expert_format, command_timeout=c.command_timeout,
+           max_observation_chars=c.max_observation_chars, env=config.run.env)
+
+
+def _filter(config: PipelineConfig, collect_dir: Path, console: Console) -> Path:
+    console.rule("2/5 filter")
+    filtered = collect_dir / FILTERED
+    if is_current(filtered, collect_dir / TRAJECTORIES):
+        console.print(f"up to date: {filtered}")
+        return filtered
+    f = config.filter
+    invoke(filter_command, run_dir=collect_dir, keep_resolved=f.resolved, max_repeat=f.max_repeat, steps=f.max_steps,
+           reasons=",".join(f.exit_reasons) if f.exit_reasons is not None else None,
+           drop_reward_hacks=f.reward_hack)
+    return filtered
+
+
+def _export(config: PipelineConfig, collect_dir: Path, filtered: Path, train_file: Path, out: Path,
+            console: Console) -> Path:
+    console.rule("3/5 export (student format, expert turns trained)")
+    sft = out / f"sft.{config.export.format}.jsonl"
+    if is_current(sft, filtered):
+        console.print(f"up to date: {sft}")
+        return sft
+    mix = ",".join(f"{k}={v}" for k, v in config.export.mix.items()) if config.export.mix else None
+    invoke(export_command, run_dir=collect_dir, fmt=config.export.format, out=sft, mix=mix, seed=config.run.seed,
+           allow_short=config.export.allow_short, tasks_file=train_file)
+    return sft
+
+
+def _train(config: PipelineConfig, sft: Path, collect_dir: Path, out: Path, console: Console) -> Path:
+    from oec.train.trainer import train
+
+    console.rule("4/5 train")
+    checkpoint = out / "checkpoint"
+    if not sft.read_text().strip():
+        raise PipelineError(f"{sft} holds no records: nothing was resolved and kept; see "
+                            f"{collect_dir / 'filter_report.json'} and raise the collection limits")
+    if is_current(checkpoint / "oec_train.json", sft):
+        console.print(f"up to date: {checkpoint}")
+        return checkpoint
+    t = config.train
+    summary = train(sft, config.models.student, checkpoint, lora=t.lora, epochs=t.epochs, lr=t.lr,
+                    max_length=t.max_length, batch_size=t.batch_size, grad_accum=t.grad_accum, seed=config.run.seed,
+                    max_steps=t.max_steps, overwrite=True, precision=t.precision,
+                    gradient_checkpointing=t.gradient_checkpointing, lora_r=t.lora_r, lora_alpha=t.lora_alpha,
+                    lora_dropout=t.lora_dropout, warmup=t.warmup, lr_scheduler=t.lr_scheduler,
+                    save_steps=t.save_steps, resume=t.resume, long_records=t.long_records)
+    console.print(f"trained on {summary.records_used} records as {summary.examples} examples "
+                  f"({summary.supervised_tokens} supervised tokens, {summary.windowed_records} records cut "
+                  f"into windows); dropped {summary.dropped_too_long} too long")
+    return checkpoint
+
+
+def _evaluate(config: PipelineConfig, checkpoint: Path, eval_tasks: list[Task], eval_file: Path, out: Path,
+              console: Console) -> list[tuple[str, EvalSummary]]:
+    """The base student (when asked) and the trained one, alone on the held-out tasks, with the same limits."""
+    console.rule("5/5 evaluate on held-out tasks")
+    m, c, e = config.models, config.collect, config.eval
+    models = ([("base", m.student, "none")] if e.base else []) + [
+        ("trained", f"hf:{checkpoint}", "+".join(c.strategies))]
+    evaluations = []
+    for label, spec, source in models:
+        eval_dir = out / "eval" / label
+        if is_current(eval_dir / EVAL_SUMMARY, checkpoint / "oec_train.json" if label == "trained" else eval_file):
+            evaluations.append((str(eval_dir), load_summary(eval_dir)))
+            console.print(f"up to date: {eval_dir}")
+            continue
+        console.print(f"evaluating {label}: {spec}")
+        summary = asyncio.run(evaluate(
+            spec, eval_tasks, repo_index(config.tasks.repos), eval_dir, samples=e.samples, concurrency=e.concurrency,
+            seed=config.run.seed, options=role_options(
+                "student", base_url=m.student_base_url if label == "base" else None,
+                max_tokens=m.student_max_tokens or m.max_tokens, temperature=m.student_temperature,
+                fmt=m.student_format, seed=config.run.seed, concurrency=e.concurrency),
+            limits=Limits(max_calls_per_model=e.max_calls, max_observation_chars=c.max_observation_chars),
+            command_timeout=c.command_timeout, data_source=source, label=label, console=console,
+            env_backend=config.run.env))
+        evaluations.append((str(eval_dir), summary))
+    return evaluations
