@@ -1,4 +1,10 @@
-"""A unified diff as a list of file changes, parsed with `unidiff`, and written back in one canonical form.
+"""The project's one model of a unified diff: files (with kind), hunks (ranges, lines), reversal, canonical text.
+
+Parsing is `unidiff`'s (hunk bodies read by their header counts, so a removed
+line `-- note` is never taken for a `--- ` file header); this module turns its
+result into plain data every stage reads the same way: the grader
+(`patch_policy`, the appliers), the oracle expert (`oec.models.oracle`, a thin
+view), task rows (`Task.fix_patch`, the reverse of a SWE-smith bug) and synth.
 
 Every tool that applies a patch reads its headers its own way (`git apply`
 and GNU `patch` disagree on quoted names, missing prefixes, ed scripts and
@@ -11,13 +17,25 @@ that was checked, the hunks exactly as parsed.
 
 from __future__ import annotations
 
+import io
 import posixpath
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import unidiff
 
-__all__ = ["FileChange", "PatchParseError", "canonical", "files_touched", "parse_patch_files", "reverse_patch"]
+__all__ = [
+    "FileChange",
+    "Hunk",
+    "HunkLine",
+    "PatchParseError",
+    "canonical",
+    "files_touched",
+    "parse_patch_files",
+    "reverse_patch",
+]
 
 #: extended git header lines kept in the canonical form (the paths of rename/copy lines are rewritten)
 _MODE_LINE = re.compile(r"(old mode|new mode|new file mode|deleted file mode) ([0-7]{6})$")
@@ -25,16 +43,114 @@ _INDEX_LINE = re.compile(r"index [0-9a-f]{4,64}\.\.[0-9a-f]{4,64}( [0-7]{6})?$")
 _SIMILARITY = re.compile(r"(similarity index|dissimilarity index) \d{1,3}%$")
 _PLAIN_PATH = re.compile(r"[A-Za-z0-9._/+@=,~ -]+")  # as git: spaces stay plain, a tab ends the name
 _C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+_REVERSED_MODES = {"new file mode": "deleted file mode", "deleted file mode": "new file mode",
+                   "old mode": "new mode", "new mode": "old mode"}
 DEV_NULL = "/dev/null"
+NO_NEWLINE_MARKER = "\\ No newline at end of file\n"
+
+LineKind = Literal[" ", "-", "+"]
+ChangeKind = Literal["create", "delete", "rename", "copy", "modify"]
 
 
 class PatchParseError(ValueError):
     """The text is not a unified diff the grader can read, or names a path it cannot place."""
 
 
+# ----------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class HunkLine:
+    """One line of a hunk body: " " context, "-" removed, "+" added; `text` without its line end.
+
+    A CRLF file's lines keep their "\\r" (the editor and the appliers must see it); `no_newline`
+    is a "\\ No newline at end of file" marker after the line: it ends its side's file without one.
+    """
+
+    kind: LineKind
+    text: str
+    no_newline: bool = False
+
+    def render(self) -> str:
+        return f"{self.kind}{self.text}\n" + (NO_NEWLINE_MARKER if self.no_newline else "")
+
+
+@dataclass(frozen=True)
+class Hunk:
+    """One ``@@`` block: both sides' ranges and its lines in order; `section` is git's text after the ``@@``."""
+
+    old_start: int
+    old_len: int
+    new_start: int
+    new_len: int
+    lines: tuple[HunkLine, ...] = ()
+    section: str = ""
+
+    def _texts(self, kinds: str) -> tuple[str, ...]:
+        return tuple(line.text for line in self.lines if line.kind in kinds)
+
+    @property
+    def old_lines(self) -> tuple[str, ...]:
+        """The old side: context and removed lines, in order."""
+        return self._texts(" -")
+
+    @property
+    def new_lines(self) -> tuple[str, ...]:
+        """The new side: context and added lines, in order."""
+        return self._texts(" +")
+
+    @property
+    def removed(self) -> tuple[str, ...]:
+        return self._texts("-")
+
+    @property
+    def added(self) -> tuple[str, ...]:
+        return self._texts("+")
+
+    @property
+    def old_no_newline(self) -> bool:
+        """The old side's last line ends its file without a newline."""
+        return any(line.no_newline for line in self.lines if line.kind in " -")
+
+    @property
+    def new_no_newline(self) -> bool:
+        return any(line.no_newline for line in self.lines if line.kind in " +")
+
+    def render(self) -> str:
+        """The hunk as a patch writes it (ranges always with their lengths)."""
+        section = f" {self.section}" if self.section else ""
+        head = f"@@ -{self.old_start},{self.old_len} +{self.new_start},{self.new_len} @@{section}\n"
+        return head + "".join(line.render() for line in self.lines)
+
+    def reversed(self) -> Hunk:
+        """The hunk undone: ranges swapped, each added line removed and each removed one added.
+
+        Within each run of changed lines the removed ones come first, as git writes them; a
+        no-newline marker stays with its line."""
+        flip = {"+": "-", "-": "+", " ": " "}
+        out: list[HunkLine] = []
+        run: list[HunkLine] = []
+        for line in (replace(line, kind=flip[line.kind]) for line in self.lines):
+            if line.kind == " ":
+                out += _removed_first(run) + [line]
+                run = []
+            else:
+                run.append(line)
+        out += _removed_first(run)
+        return Hunk(self.new_start, self.new_len, self.old_start, self.old_len, tuple(out), self.section)
+
+
+def _removed_first(run: list[HunkLine]) -> list[HunkLine]:
+    return [line for line in run if line.kind == "-"] + [line for line in run if line.kind == "+"]
+
+
 @dataclass
 class FileChange:
-    """One file of a patch: its paths (None for the missing side), modes, and hunks as parsed."""
+    """One file of a patch: its paths (None for the missing side), modes, and hunks as parsed.
+
+    `raw` is the file's own part of the patch as given (extended headers, hunks, binary data and any
+    garbage up to the next file), for a tool that must apply exactly what the patch says; it is empty
+    for a change built here (`reverse_patch`)."""
 
     old_path: str | None
     new_path: str | None
@@ -43,7 +159,8 @@ class FileChange:
     similarity: list[str] = field(default_factory=list)
     binary: bool = False
     copied: bool = False  # a `copy from/to` (the old path stays), not a rename
-    hunks: list[str] = field(default_factory=list)
+    hunks: list[Hunk] = field(default_factory=list)
+    raw: str = ""
 
     @property
     def path(self) -> str:
@@ -66,11 +183,35 @@ class FileChange:
     def deleted(self) -> bool:
         return self.new_path is None
 
+    @property
+    def kind(self) -> ChangeKind:
+        """What happens to the file; a rename or copy may change its content too (see `hunks`)."""
+        if self.added:
+            return "create"
+        if self.deleted:
+            return "delete"
+        if self.is_rename:
+            return "copy" if self.copied else "rename"
+        return "modify"
+
+    @property
+    def added_lines(self) -> list[str]:
+        """The text of every line the change adds, in order."""
+        return [text for hunk in self.hunks for text in hunk.added]
+
     def mode_values(self) -> set[str]:
         values = set(self.modes.values())
         if self.index and " " in self.index:
             values.add(self.index.rsplit(" ", 1)[1])
         return values
+
+    def mode_changed(self) -> bool:
+        """The file's mode is set to anything but a plain file's (an executable bit, a symlink, ...)."""
+        return "old mode" in self.modes or "new mode" in self.modes or \
+            self.modes.get("new file mode", "100644") != "100644"
+
+
+# ----------------------------------------------------------------------------- reading
 
 
 def _c_unquote(text: str) -> str:
@@ -133,33 +274,80 @@ def _header_paths(patched: unidiff.PatchedFile) -> tuple[str | None, str | None]
     return old, new
 
 
+class _TrackedPatchSet(unidiff.PatchSet):
+    """unidiff's parse of the lines, noting the line at which each file starts (to cut out its `raw` text).
+
+    unidiff appends a file the moment it reads the line that opens it: ``diff --git``, the ``+++`` of a
+    plain diff (whose file starts at the ``---`` before), or a lone ``Binary files ... differ``.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        self.starts: list[int] = []
+        self._lines = lines
+        self._read = 0
+        super().__init__(self._counted())
+
+    def _counted(self) -> Iterator[str]:
+        for line in self._lines:
+            self._read += 1
+            yield line
+
+    def append(self, patched: unidiff.PatchedFile) -> None:
+        start = self._read - 1
+        if self._lines[start].startswith("+++ ") and start > 0 and self._lines[start - 1].startswith("--- "):
+            start -= 1
+        self.starts.append(start)
+        super().append(patched)
+
+
+def _hunk(parsed: unidiff.Hunk) -> Hunk:
+    lines: list[HunkLine] = []
+    for line in parsed:
+        if line.line_type == "\\":
+            if not lines:
+                raise PatchParseError("a 'No newline at end of file' marker before any line of its hunk")
+            lines[-1] = replace(lines[-1], no_newline=True)
+        else:
+            lines.append(HunkLine(line.line_type, line.value.removesuffix("\n")))
+    return Hunk(parsed.source_start, parsed.source_length, parsed.target_start, parsed.target_length,
+                tuple(lines), parsed.section_header)
+
+
+def _file_change(patched: unidiff.PatchedFile, raw: str) -> FileChange:
+    old, new = _header_paths(patched)
+    info = [line.rstrip("\n") for line in patched.patch_info or []]
+    change = FileChange(old_path=old, new_path=new, binary=bool(patched.is_binary_file),
+                        copied=any(line.startswith("copy from ") for line in info),
+                        hunks=[_hunk(hunk) for hunk in patched], raw=raw)
+    for line in info:
+        if match := _MODE_LINE.match(line):
+            change.modes[match.group(1)] = match.group(2)
+        elif _INDEX_LINE.match(line):
+            change.index = line[len("index "):]
+        elif _SIMILARITY.match(line):
+            change.similarity.append(line)
+    if change.modes.get("new file mode"):
+        change.old_path = None
+    if change.modes.get("deleted file mode"):
+        change.new_path = None
+    return change
+
+
 def parse_patch_files(patch: str) -> list[FileChange]:
     """Every file a unified diff changes, in order. Raises PatchParseError on text that is not one."""
+    lines = list(io.StringIO(patch))  # split at "\n" only: a "\r" or form feed stays inside its line
     try:
-        patchset = unidiff.PatchSet(patch)
+        patchset = _TrackedPatchSet(lines)
     except Exception as exc:  # unidiff's own error, or any other it trips on with hostile text
         raise PatchParseError(f"not a unified diff: {exc}") from exc
     if patch.strip() and not len(patchset):
         raise PatchParseError("not a unified diff: no file header found")
-    changes = []
-    for patched in patchset:
-        old, new = _header_paths(patched)
-        change = FileChange(old_path=old, new_path=new, binary=bool(patched.is_binary_file),
-                            copied=any(line.startswith("copy from ") for line in patched.patch_info or []))
-        for line in (raw.rstrip("\n") for raw in patched.patch_info or []):
-            if match := _MODE_LINE.match(line):
-                change.modes[match.group(1)] = match.group(2)
-            elif _INDEX_LINE.match(line):
-                change.index = line[len("index "):]
-            elif _SIMILARITY.match(line):
-                change.similarity.append(line)
-        if change.modes.get("new file mode"):
-            change.old_path = None
-        if change.modes.get("deleted file mode"):
-            change.new_path = None
-        change.hunks = [str(hunk) for hunk in patched]
-        changes.append(change)
-    return changes
+    ends = patchset.starts[1:] + [len(lines)]
+    raws = ["".join(lines[start:end]) for start, end in zip(patchset.starts, ends)]
+    return [_file_change(patched, raw if raw.endswith("\n") else raw + "\n") for patched, raw in zip(patchset, raws)]
+
+
+# ----------------------------------------------------------------------------- writing
 
 
 def _quoted(path: str) -> str:
@@ -210,8 +398,11 @@ def canonical(changes: list[FileChange]) -> str:
             out.append(f"index {change.index}\n")
         if change.hunks:
             out.append(f"--- {_file_line('a/', change.old_path)}\n+++ {_file_line('b/', change.new_path)}\n")
-            out += change.hunks
+            out += [hunk.render() for hunk in change.hunks]
     return "".join(out)
+
+
+# ----------------------------------------------------------------------------- questions asked of a patch
 
 
 def files_touched(patch: str) -> list[str]:
@@ -224,59 +415,20 @@ def files_touched(patch: str) -> list[str]:
     return paths
 
 
-_HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@(.*)$")
-_REVERSED_MODES = {"new file mode": "deleted file mode", "deleted file mode": "new file mode",
-                   "old mode": "new mode", "new mode": "old mode"}
-
-
-def _reverse_hunk(hunk: str) -> str:
-    """A hunk undone: the two ranges swapped, each added line removed and each removed line added.
-
-    Within each run of changed lines the removed ones come first, as git writes them; a
-    "\\ No newline at end of file" marker stays with the line it follows."""
-    header, *lines = hunk.splitlines(keepends=True)
-    match = _HUNK_HEADER.match(header.rstrip("\n"))
-    if not match:
-        raise PatchParseError(f"not a hunk header: {header!r}")
-    old_start, old_len, new_start, new_len, section = match.groups()
-    out = [f"@@ -{new_start}{',' + new_len if new_len is not None else ''} "
-           f"+{old_start}{',' + old_len if old_len is not None else ''} @@{section}\n"]
-    items: list[tuple[str, str]] = []  # (kind after reversal, the line with its "no newline" marker)
-    for line in lines:
-        if line.startswith("\\") and items:
-            kind, text = items[-1]
-            items[-1] = (kind, text + line)
-            continue
-        flipped = {"+": "-", "-": "+"}.get(line[:1])
-        items.append((flipped, flipped + line[1:]) if flipped else (" ", line))
-    removed: list[str] = []
-    added: list[str] = []
-    for kind, text in items:
-        if kind == "-":
-            removed.append(text)
-        elif kind == "+":
-            added.append(text)
-        else:
-            out.extend(removed + added)
-            removed, added = [], []
-            out.append(text)
-    out.extend(removed + added)
-    return "".join(out)
+def _reversed_change(change: FileChange) -> FileChange:
+    if change.binary:
+        raise PatchParseError(f"{change.path}: a binary change cannot be reversed here")
+    index = change.index
+    if index:
+        ids, _, mode = index.partition(" ")
+        old, _, new = ids.partition("..")
+        index = f"{new}..{old}" + (f" {mode}" if mode else "")
+    return FileChange(old_path=change.new_path, new_path=change.old_path,
+                      modes={_REVERSED_MODES[key]: value for key, value in change.modes.items()}, index=index,
+                      similarity=change.similarity, copied=change.copied,
+                      hunks=[hunk.reversed() for hunk in change.hunks])
 
 
 def reverse_patch(patch: str) -> str:
     """The patch that undoes `patch` (SWE-smith publishes the bug; the fix is its reverse)."""
-    changes = []
-    for change in parse_patch_files(patch):
-        if change.binary:
-            raise PatchParseError(f"{change.path}: a binary change cannot be reversed here")
-        modes = {_REVERSED_MODES[key]: value for key, value in change.modes.items()}
-        index = change.index
-        if index:
-            ids, _, mode = index.partition(" ")
-            old, _, new = ids.partition("..")
-            index = f"{new}..{old}" + (f" {mode}" if mode else "")
-        changes.append(FileChange(old_path=change.new_path, new_path=change.old_path, modes=modes, index=index,
-                                  similarity=change.similarity, copied=change.copied,
-                                  hunks=[_reverse_hunk(h) for h in change.hunks]))
-    return canonical(changes)
+    return canonical([_reversed_change(change) for change in parse_patch_files(patch)])

@@ -203,10 +203,6 @@ def screen(patch: str, task: Task | None) -> PatchVerdict:
     return verdict
 
 
-def _added_lines(change: FileChange) -> list[str]:
-    return [line[1:] for hunk in change.hunks for line in hunk.splitlines()[1:] if line.startswith("+")]
-
-
 def reward_hack_reasons(patch: str, task: Task | None = None) -> dict[str, str]:
     """Why a rollout's patch should not become training data, even when it resolved: path -> reason (empty: none).
 
@@ -218,6 +214,6 @@ def reward_hack_reasons(patch: str, task: Task | None = None) -> dict[str, str]:
         return {"(whole patch)": verdict.refused.split(":", 1)[0]}
     found = dict(verdict.dropped)
     for change in parse_patch_files(patch) if patch.strip() else []:
-        if change.path in verdict.kept and any(_PYTEST_TAMPERING.search(line) for line in _added_lines(change)):
+        if change.path in verdict.kept and any(_PYTEST_TAMPERING.search(line) for line in change.added_lines):
             found[change.path] = Reason.PYTEST_TAMPERING
     return found
