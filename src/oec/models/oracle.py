@@ -38,6 +38,8 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from oec.grading import patch_files as patch_model
+from oec.grading.patch_files import FileChange, parse_patch_files
 from oec.models.base import Completion, Message, ToolCall, ToolSpec, Usage
 from oec.models.registry import ModelOptions, register_backend
 from oec.tasks.model import Task
@@ -83,7 +85,7 @@ class Hunk:
             text += "\n"
         return text
 
-    def trimmed(self) -> "Hunk":
+    def trimmed(self) -> Hunk:
         """The hunk without blank context lines at its edges (an engineer would not quote them).
 
         Keeps at least one non-blank old line, and the last lines when an end-of-file newline changes.
@@ -150,121 +152,24 @@ class FileDiff:
         return "\n".join(lines) + ("" if no_newline or not lines else "\n")
 
 
-_HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+def _oracle_hunk(hunk: patch_model.Hunk) -> Hunk:
+    return Hunk(hunk.old_start, hunk.new_start, hunk.old_lines, hunk.new_lines,
+                hunk.old_no_newline, hunk.new_no_newline)
 
 
-def _strip_prefix(path: str) -> str | None:
-    path = path.split("\t")[0].strip()
-    if path == "/dev/null":
-        return None
-    if path.startswith('"') and path.endswith('"'):
-        path = path[1:-1]
-    return path[2:] if path[:2] in ("a/", "b/") else path
-
-
-def _git_header_paths(line: str) -> tuple[str | None, str | None]:
-    """Paths of ``diff --git a/X b/Y``; X == Y is the usual case, which resolves names with spaces."""
-    rest = line[len("diff --git "):].strip()
-    if rest.startswith("a/") and " b/" in rest:
-        half = (len(rest) - 1) // 2
-        if rest[half] == " " and rest[2:half] == rest[half + 3:]:
-            return rest[2:half], rest[half + 3:]
-        a, _, b = rest.partition(" b/")
-        return a[2:], b
-    return None, None
+def _file_diff(change: FileChange) -> FileDiff:
+    """The oracle's view of one file of the project's patch model (`oec.grading.patch_files`)."""
+    return FileDiff(old_path=change.old_path, new_path=change.new_path, text=change.raw,
+                    hunks=tuple(_oracle_hunk(h) for h in change.hunks), binary=change.binary,
+                    mode_change=change.mode_changed(), rename=change.kind in ("rename", "copy"))
 
 
 def parse_patch(patch: str) -> list[FileDiff]:
-    """Split a unified (git) diff into per-file parts with their hunks, in order.
+    """The files of a unified (git) diff as the oracle edits them, in order.
 
-    Hunk bodies are read by their header counts, so a removed line that looks
-    like ``--- x`` is never taken for the next file's header.
+    Raises `PatchParseError` (a ValueError) on text that is not a diff.
     """
-    lines = patch.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    files: list[FileDiff] = []
-    cur: dict[str, Any] | None = None
-
-    def finish() -> None:
-        if cur is not None and (cur["old"] or cur["new"]):
-            files.append(FileDiff(
-                old_path=None if cur["created"] else cur["old"],
-                new_path=None if cur["deleted"] else cur["new"],
-                text="\n".join(cur["raw"]) + "\n",
-                hunks=tuple(cur["hunks"]),
-                binary=cur["binary"], mode_change=cur["mode"], rename=cur["rename"],
-            ))
-
-    def start(raw: list[str]) -> dict[str, Any]:
-        return {"old": None, "new": None, "raw": raw, "hunks": [], "created": False, "deleted": False,
-                "binary": False, "mode": False, "rename": False, "headers_done": False}
-
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("diff --git "):
-            finish()
-            cur = start([line])
-            cur["old"], cur["new"] = _git_header_paths(line)
-        elif line.startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "):
-            if cur is None or cur["hunks"] or cur["headers_done"]:
-                finish()
-                cur = start([])
-            old, new = _strip_prefix(line[4:]), _strip_prefix(lines[i + 1][4:])
-            cur["raw"] += [line, lines[i + 1]]
-            cur["created"], cur["deleted"] = old is None, new is None
-            cur["old"], cur["new"] = old or new, new or old
-            cur["headers_done"] = True
-            i += 1
-        elif cur is not None and (match := _HUNK_HEADER.match(line)):
-            old_left = int(match.group(2)) if match.group(2) is not None else 1
-            new_left = int(match.group(4)) if match.group(4) is not None else 1
-            old_lines: list[str] = []
-            new_lines: list[str] = []
-            old_nl = new_nl = False
-            last = " "
-            cur["raw"].append(line)
-            while i + 1 < len(lines) and (old_left > 0 or new_left > 0 or lines[i + 1].startswith("\\")):
-                i += 1
-                body = lines[i]
-                cur["raw"].append(body)
-                tag, text = (body[:1], body[1:]) if body else (" ", "")
-                if tag == "\\":
-                    old_nl = old_nl or last in " -"
-                    new_nl = new_nl or last in " +"
-                    continue
-                if tag in " -":
-                    old_lines.append(text)
-                    old_left -= 1
-                if tag in " +":
-                    new_lines.append(text)
-                    new_left -= 1
-                if tag not in " -+":  # not a hunk line after all: stop reading this hunk
-                    cur["raw"].pop()
-                    i -= 1
-                    break
-                last = tag
-            cur["hunks"].append(Hunk(int(match.group(1)), int(match.group(3)), tuple(old_lines),
-                                     tuple(new_lines), old_nl, new_nl))
-        elif cur is not None:
-            cur["raw"].append(line)
-            if line.startswith("new file mode"):
-                cur["created"] = True
-                cur["mode"] = cur["mode"] or not line.endswith("100644")
-            elif line.startswith("deleted file mode"):
-                cur["deleted"] = True
-            elif line.startswith(("old mode", "new mode")):
-                cur["mode"] = True
-            elif line.startswith(("rename from ", "copy from ")):
-                cur["rename"], cur["old"] = True, line.split(" from ", 1)[1]
-            elif line.startswith(("rename to ", "copy to ")):
-                cur["rename"], cur["new"] = True, line.split(" to ", 1)[1]
-            elif line.startswith(("Binary files ", "GIT binary patch")):
-                cur["binary"] = True
-        i += 1
-    finish()
-    return files
+    return [_file_diff(change) for change in parse_patch_files(patch)]
 
 
 # ----------------------------------------------------------------------------- reading observations
