@@ -23,6 +23,7 @@ from oec.grading.patch_files import (
 )
 from oec.grading.patch_policy import reward_hack_reasons
 from oec.models.oracle import parse_patch
+from oec.synth.statement import fix_lines
 
 #: a removed SQL comment and an added line starting with "++": as diff lines they read "--- " and "+++ "
 SQL = ("diff --git a/db/schema.sql b/db/schema.sql\n--- a/db/schema.sql\n+++ b/db/schema.sql\n"
@@ -48,6 +49,7 @@ def test_removed_and_added_lines_that_look_like_file_headers_are_content() -> No
     assert reverse_patch(reverse_patch(SQL)) == SQL
     (oracle_view,) = parse_patch(SQL)
     assert oracle_view.hunks[0].old_lines == ("select 1;", "-- note", "end;")
+    assert fix_lines(SQL) == ["++ counter"]  # synth's leak check sees the added line
 
 
 def test_kinds_paths_and_modes() -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import re
 
+from oec.grading.patch_files import parse_patch_files
+
 __all__ = ["leaks_fix", "template_statement", "write_with_model"]
 
 _TRIVIAL = re.compile(r"^(return|pass|break|continue|else:|try:|finally:|\)|\]|\}|[-+*/%=<>!:()\[\]{} ,.'\"]*)$")
@@ -23,13 +25,14 @@ _PROVIDERS: dict = {}
 
 
 def fix_lines(fix_patch: str) -> list[str]:
-    """The lines the fix adds (stripped), except those too short or generic to give anything away."""
+    """The lines the fix adds (stripped), except those too short or generic to give anything away.
+
+    Read with the project's patch model: an added line that itself starts with "++" is one too."""
     lines = []
-    for line in fix_patch.splitlines():
-        if line.startswith("+") and not line.startswith("+++"):
-            text = line[1:].strip()
-            if len(text) >= 5 and not _TRIVIAL.match(text):
-                lines.append(text)
+    for added in (line for change in parse_patch_files(fix_patch) for line in change.added_lines):
+        text = added.strip()
+        if len(text) >= 5 and not _TRIVIAL.match(text):
+            lines.append(text)
     return lines
 
 
