@@ -16,8 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from oec.env import cgroups as cgroups_mod
 from oec.env import sandbox as sandbox_mod
-from oec.env.sandbox import CommandResult, Limits, Sandbox, SandboxError, SandboxWarning, bwrap_available
+from oec.env.sandbox import (
+    CommandResult,
+    Limits,
+    Sandbox,
+    SandboxError,
+    SandboxWarning,
+    bwrap_available,
+)
 
 HAS_BWRAP = bwrap_available()
 needs_bwrap = pytest.mark.skipif(not HAS_BWRAP, reason="bubblewrap (bwrap) is not installed or not usable here")
@@ -281,7 +289,7 @@ def test_memory_cgroup_kills_without_ulimit(workspace: Path) -> None:
 
 def test_without_a_memory_cgroup_ulimit_v_stands_in_and_says_so(workspace: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox_mod, "_set_memory", lambda *args: False)  # a cgroup without a memory controller
+    monkeypatch.setattr(cgroups_mod, "_set_memory", lambda *args: False)  # a cgroup without a memory controller
     monkeypatch.setattr(sandbox_mod, "_warned", set())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -363,7 +371,7 @@ def test_bad_workspace_is_rejected(tmp_path: Path) -> None:
 
 
 def test_without_cgroups_warns_that_processes_are_unbounded(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox_mod._Cgroup, "create", classmethod(lambda cls, name, limits: None))
+    monkeypatch.setattr(cgroups_mod.Cgroup, "create", classmethod(lambda cls, name, limits: None))
     monkeypatch.setattr(sandbox_mod, "_warned", set())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

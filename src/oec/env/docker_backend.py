@@ -50,17 +50,15 @@ from oec.env.docker_shell import (
     wrap_command,
 )
 from oec.env.leftovers import pid_alive
-from oec.env.sandbox import (  # the local sandbox's output cap: both backends truncate (and say so) alike
-    _CEILING_FACTOR,
-    _MIN_CEILING,
+from oec.env.limits import Limits
+from oec.env.output import (  # the output cap both backends share: they truncate (and say so) alike
     TRUSTED_OUTPUT_BYTES,
     CommandResult,
-    Limits,
-    PatchUnavailable,
-    SandboxError,
-    _OutputCap,
+    OutputCap,
     command_result,
+    output_ceiling,
 )
+from oec.env.sandbox import PatchUnavailable, SandboxError
 from oec.grading.patch_files import canonical, parse_patch_files
 from oec.grading.report_plugin import PYTEST_REPORT_PLUGIN
 from oec.tasks.model import Task
@@ -357,8 +355,8 @@ class DockerSession:
     def run(self, command: str, *, timeout_s: float | None = None, output_bytes: int | None = None) -> CommandResult:
         """Run `command` with bash in the repository; same result, limits and markers as `Sandbox.run`."""
         timeout = self.limits.timeout_s if timeout_s is None else timeout_s
-        cap = _OutputCap(self.limits.output_bytes if output_bytes is None else output_bytes)
-        ceiling = max(_CEILING_FACTOR * (cap.head_limit + cap.tail_limit), _MIN_CEILING)
+        cap = OutputCap(self.limits.output_bytes if output_bytes is None else output_bytes)
+        ceiling = output_ceiling(cap)
         marker = uuid.uuid4().hex
         api = self._client.api
         with self._lock:

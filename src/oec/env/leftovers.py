@@ -28,7 +28,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oec.env.sandbox import _CGROUP_ROOT, _Cgroup, _own_cgroups
+from oec.env.cgroups import CGROUP_ROOT, Cgroup, own_cgroups
 
 _WORKSPACE = re.compile(r".+-(?P<pid>\d+)-[a-z0-9_]{8}")
 _SANDBOX_TMP = re.compile(r"oec-sandbox-(?P<pid>\d+)-[a-z0-9_]+")
@@ -114,12 +114,12 @@ def _children(root: Path) -> Iterable[Path]:
 
 def cgroup_parents() -> list[Path]:
     """Where `Sandbox` makes its cgroups: our own cgroup in each hierarchy (v2: one, v1: pids and memory)."""
-    own = _own_cgroups()
-    if (_CGROUP_ROOT / "cgroup.controllers").exists():
-        return [_CGROUP_ROOT / own.get("", "/").lstrip("/")]
+    own = own_cgroups()
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        return [CGROUP_ROOT / own.get("", "/").lstrip("/")]
     parents = []
     for controller in ("pids", "memory"):
-        base = _CGROUP_ROOT / controller
+        base = CGROUP_ROOT / controller
         mine = base / own.get(controller, "/").lstrip("/")
         parents += [p for p in dict.fromkeys((mine, base)) if p.is_dir()]
     return parents
@@ -139,7 +139,7 @@ def sweep(work_roots: Iterable[Path], *, temp_dir: Path | None = None, also_pids
     for parent in cgroup_parents() if cgroup_roots is None else cgroup_roots:
         for group in _children(parent):
             if group.is_dir() and doomed(_CGROUP.fullmatch(group.name), group):
-                _Cgroup([group]).remove()
+                Cgroup([group]).remove()
                 if not group.exists():
                     report.cgroups.append(group)
     for root in dict.fromkeys(Path(r) for r in work_roots):
