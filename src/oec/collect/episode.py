@@ -83,39 +83,62 @@ class Episode:
             if self.observer is not None:
                 await self.observer.start(self, env)
             while True:
-                actor = self.next_actor()
+                if self.switch_due():
+                    self.hand_over()
+                actor = self.current_actor()
                 self.check_limits(actor)
                 messages = render(self.task, self.steps, actor.format, actor.system_prompt)
-                completion = await self.call(actor, messages)
-                step = self.record(actor, completion)
-                if step.action is not None:
-                    observation = await asyncio.to_thread(
-                        execute, step.action, env, max_observation_chars=self.limits.max_observation_chars)
-                    step.observation, step.exit_code = observation.text, observation.exit_code
-                    if observation.submitted:
-                        raise EpisodeEnd("submitted")
-                if self.observer is not None and actor.role == "student":
-                    await self.observer.after_student_step(self, step, env)
+                step = self.record(actor, await self.call(actor, messages))
+                await self.run_action(step, env)
+                if actor.role == "student":
+                    await self.watch(step, env)
         except EpisodeEnd as end:
             self.detail = end.detail
             return end.reason
 
-    def next_actor(self) -> Actor:
-        """The student until the switch criterion fires (then the expert, for good).
+    def switch_due(self) -> bool:
+        """Whether the expert takes over before the next call (a query: it changes nothing).
 
-        In an OEC rollout the student's call cap is the last point of hand-over: a switch that depends on
-        what the student spends (tokens, cost, divergence without `max`) and has not fired by then switches
-        there, rather than the rollout ending with no expert turn (caps that cut off a switch known up front
-        are refused at start, see `check_switch_fits`)."""
-        if self.switch_step is None and self.student is not None:
-            if self.switch is None or not (self.switch.should_switch(self.progress, self.planned_switch)
-                                           or self._student_at_cap()):
-                return self.student
+        A rollout without a student (bc) hands over at once, one without a sampler (on-policy) never; else
+        the sampler decides. In an OEC rollout the student's call cap is the last
+        point of hand-over: a switch that depends on what the student spends (tokens, cost, divergence
+        without `max`) and has not fired by then switches there, rather than the rollout ending with no
+        expert turn (caps that cut off a switch known up front are refused at start, see
+        `check_switch_fits`)."""
+        if self.switch_step is not None:
+            return False
+        if self.student is None:
+            return True
+        if self.switch is None:
+            return False
+        return self.switch.should_switch(self.progress, self.planned_switch) or self._student_at_cap()
+
+    def hand_over(self) -> None:
+        """Record the switch: the expert acts from this step on, for good (the episode ends without one)."""
         if self.expert is None:
             raise EpisodeEnd("call_limit", "no expert to hand over to")
-        if self.switch_step is None:
-            self.switch_step = len(self.steps)
-        return self.expert
+        self.switch_step = len(self.steps)
+
+    def current_actor(self) -> Actor:
+        """The student before the switch, the expert from it on."""
+        actor = self.student if self.switch_step is None else self.expert
+        assert actor is not None, "switch_due hands over when there is no student, and only to an expert"
+        return actor
+
+    async def run_action(self, step: Step, env: Runner) -> None:
+        """Run the step's action (if it parsed) and keep what it printed; a submit ends the episode."""
+        if step.action is None:
+            return
+        observation = await asyncio.to_thread(
+            execute, step.action, env, max_observation_chars=self.limits.max_observation_chars)
+        step.observation, step.exit_code = observation.text, observation.exit_code
+        if observation.submitted:
+            raise EpisodeEnd("submitted")
+
+    async def watch(self, step: Step, env: Runner) -> None:
+        """Let the observer look at a student step."""
+        if self.observer is not None:
+            await self.observer.after_student_step(self, step, env)
 
     def call_cap(self, role: Source) -> int:
         """How many calls `role` may make in this rollout."""
