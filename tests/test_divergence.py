@@ -103,8 +103,8 @@ def test_should_switch_respects_floor_and_cap() -> None:
 
     switch = parse_switch("divergence:loop;min=2,max=5")
     fired = Firing(detector="loop", step=0, reason="x")
-    assert not switch.should_switch(StudentProgress(calls=1, divergence=fired), None)  # never before min
-    assert switch.should_switch(StudentProgress(calls=2, divergence=fired), None)
+    assert not switch.should_switch(StudentProgress(calls=1), None, fired)  # never before min
+    assert switch.should_switch(StudentProgress(calls=2), None, fired)
     assert not switch.should_switch(StudentProgress(calls=4), None)
     assert switch.should_switch(StudentProgress(calls=5), None)  # always by max
 

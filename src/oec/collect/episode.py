@@ -15,7 +15,7 @@ from oec.agent.formats import ActionFormat, parse
 from oec.agent.history import Source, Step, render
 from oec.agent.prompts import SYSTEM_PROMPTS
 from oec.agent.tools import TOOLS, Runner, execute
-from oec.collect.records import ModelUsage
+from oec.collect.records import Firing, ModelUsage
 from oec.collect.schedules import StudentProgress, SwitchSampler
 from oec.models.base import Completion, Model, ModelError, Usage
 from oec.tasks.model import Task
@@ -48,12 +48,13 @@ class Limits:
 
 
 class StepObserver(Protocol):
-    """Watches the student while it acts (divergence detectors): may run checks in the env, call models
-    (adding their usage with `Episode.add_usage`) and set `episode.progress.divergence` for the switch."""
+    """Watches the student while it acts (divergence detectors): may run checks in the env and call models
+    (adding their usage with `Episode.add_usage`). It signals nothing by itself: the episode asks it for a
+    verdict after each student step and keeps the first firing."""
 
     async def start(self, episode: Episode, env: Runner) -> None: ...
 
-    async def after_student_step(self, episode: Episode, step: Step, env: Runner) -> None: ...
+    async def verdict(self, episode: Episode, step: Step, env: Runner) -> Firing | None: ...
 
 
 class EpisodeEnd(Exception):
@@ -75,7 +76,8 @@ class Episode:
     usage: dict[str, ModelUsage] = field(default_factory=dict)
     progress: StudentProgress = field(default_factory=StudentProgress)
     detail: str | None = None  # why the episode ended, beyond its reason
-    observer: StepObserver | None = None  # called after each student step, before the next switch decision
+    observer: StepObserver | None = None  # asked after each student step, before the next switch decision
+    firing: Firing | None = None  # the observer's first firing (divergence switching), kept by the episode
 
     async def run(self, env: Runner) -> str:
         """Act until submitted or a limit; return the exit reason (the patch is the env's diff)."""
@@ -100,7 +102,7 @@ class Episode:
         """Whether the expert takes over before the next call (a query: it changes nothing).
 
         A rollout without a student (bc) hands over at once, one without a sampler (on-policy) never; else
-        the sampler decides. In an OEC rollout the student's call cap is the last
+        the sampler decides, given the monitor's firing. In an OEC rollout the student's call cap is the last
         point of hand-over: a switch that depends on what the student spends (tokens, cost, divergence
         without `max`) and has not fired by then switches there, rather than the rollout ending with no
         expert turn (caps that cut off a switch known up front are refused at start, see
@@ -111,7 +113,7 @@ class Episode:
             return True
         if self.switch is None:
             return False
-        return self.switch.should_switch(self.progress, self.planned_switch) or self._student_at_cap()
+        return self.switch.should_switch(self.progress, self.planned_switch, self.firing) or self._student_at_cap()
 
     def hand_over(self) -> None:
         """Record the switch: the expert acts from this step on, for good (the episode ends without one)."""
@@ -136,9 +138,9 @@ class Episode:
             raise EpisodeEnd("submitted")
 
     async def watch(self, step: Step, env: Runner) -> None:
-        """Let the observer look at a student step."""
-        if self.observer is not None:
-            await self.observer.after_student_step(self, step, env)
+        """Ask the observer for its verdict on a student step and keep the first firing (then stop asking)."""
+        if self.observer is not None and self.firing is None:
+            self.firing = await self.observer.verdict(self, step, env)
 
     def call_cap(self, role: Source) -> int:
         """How many calls `role` may make in this rollout."""

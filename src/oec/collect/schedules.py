@@ -29,7 +29,6 @@ class StudentProgress:
     calls: int = 0
     tokens: int = 0
     cost_usd: float = 0.0
-    divergence: Firing | None = None  # set by a divergence detector watching this rollout (first firing wins)
 
 
 class SwitchSampler(Protocol):
@@ -38,7 +37,9 @@ class SwitchSampler(Protocol):
     def plan(self, rng: random.Random) -> int | None:
         """The switch step drawn for this rollout, when it is known up front (else None)."""
 
-    def should_switch(self, progress: StudentProgress, planned: int | None) -> bool: ...
+    def should_switch(self, progress: StudentProgress, planned: int | None, firing: Firing | None = None) -> bool:
+        """Whether the expert takes over now; `firing` is the rollout's first divergence firing, if any
+        (only divergence samplers read it)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class UniformSwitch:
     def plan(self, rng: random.Random) -> int:
         return rng.randint(self.low, self.high)
 
-    def should_switch(self, progress: StudentProgress, planned: int | None) -> bool:
+    def should_switch(self, progress: StudentProgress, planned: int | None, firing: Firing | None = None) -> bool:
         return planned is not None and progress.calls >= planned
 
 
@@ -68,7 +69,7 @@ class FixedSwitch:
     def plan(self, rng: random.Random) -> int:
         return self.step
 
-    def should_switch(self, progress: StudentProgress, planned: int | None) -> bool:
+    def should_switch(self, progress: StudentProgress, planned: int | None, firing: Firing | None = None) -> bool:
         return progress.calls >= self.step
 
 
@@ -83,7 +84,7 @@ class TokenSwitch:
     def plan(self, rng: random.Random) -> None:
         return None
 
-    def should_switch(self, progress: StudentProgress, planned: int | None) -> bool:
+    def should_switch(self, progress: StudentProgress, planned: int | None, firing: Firing | None = None) -> bool:
         return progress.tokens >= self.tokens
 
 
@@ -98,7 +99,7 @@ class CostSwitch:
     def plan(self, rng: random.Random) -> None:
         return None
 
-    def should_switch(self, progress: StudentProgress, planned: int | None) -> bool:
+    def should_switch(self, progress: StudentProgress, planned: int | None, firing: Firing | None = None) -> bool:
         return progress.cost_usd >= self.usd
 
 
@@ -128,7 +129,7 @@ def switch_bound(sampler: SwitchSampler) -> tuple[int, int] | None:
     """(earliest, latest) number of student calls at which `sampler` can hand over, when known up front.
 
     None for samplers that depend on what the student spends (tokens, cost) or on divergence with no `max`:
-    for them the student's call cap is the last point of hand-over (see `Episode.next_actor`).
+    for them the student's call cap is the last point of hand-over (see `Episode.switch_due`).
     """
     if isinstance(sampler, UniformSwitch):
         return sampler.low, sampler.high
