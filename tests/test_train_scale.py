@@ -238,17 +238,34 @@ def test_a_full_fine_tune_without_lr_gets_1e_5(tmp_path: Path, tiny_model: Path)
     assert summary.hyperparameters["lr"] == 1e-5
 
 
-def test_every_train_setting_of_the_config_reaches_train() -> None:
-    """run.py passes each [train] field by name; a field train() does not take would be a silent no-op."""
+def test_every_train_setting_of_the_config_reaches_train(tmp_path: Path, monkeypatch) -> None:
+    """The pipeline's train stage passes each [train] field to train() by name, with the config's value."""
     import inspect
+    import types
+
+    from rich.console import Console
 
     from oec.pipeline import run
+    from oec.pipeline.config import PipelineConfig
+    from oec.train import trainer
 
-    source = inspect.getsource(run.run_pipeline)
     parameters = inspect.signature(train).parameters
+    assert all(name in parameters for name in TrainSection.model_fields)
+    seen: dict = {}
+
+    def fake_train(data, model, out, **kwargs):
+        seen.update(kwargs)
+        return types.SimpleNamespace(records_used=1, examples=1, supervised_tokens=1, windowed_records=0,
+                                     dropped_too_long=0)
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    config = PipelineConfig.model_validate({"train": {"lora": False, "lr": 3e-5, "max_length": 777, "warmup": 2,
+                                                      "long_records": "drop", "save_steps": 5, "lora_r": 4}})
+    sft = tmp_path / "sft.jsonl"
+    sft.write_text("{}\n")
+    run._train(config, sft, tmp_path, tmp_path, Console(file=open(os.devnull, "w")))
     for name in TrainSection.model_fields:
-        assert name in parameters, name
-        assert f"{name}=t.{name}" in source, f"run.py does not pass train.{name}"
+        assert seen[name] == getattr(config.train, name), f"the pipeline does not pass train.{name}"
 
 
 # -- accelerate ----------------------------------------------------------------------------------

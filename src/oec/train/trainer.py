@@ -55,7 +55,7 @@ from oec.train.checkpoints import (
     run_identity,
     work_dir,
 )
-from oec.train.masking import encode_records, load_sft_file
+from oec.train.masking import EncodedDataset, encode_records, load_sft_file
 from oec.train.precision import Precision, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -191,18 +191,9 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
     data, out = Path(data), Path(out)
     source = model_source(model_spec)
     _prepare_out(out, overwrite)
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("grad_accum", grad_accum),
-                        ("max_length", max_length if max_length is not None else 1), ("lora_r", lora_r),
-                        ("lora_alpha", lora_alpha)):
-        if value <= 0:
-            raise TrainError(f"--{name.replace('_', '-')} must be positive, got {value}")
-    if max_steps is not None and max_steps <= 0:
-        raise TrainError(f"--max-steps must be positive, got {max_steps}")
-    if save_steps is not None and save_steps <= 0:
-        raise TrainError(f"--save-steps must be positive, got {save_steps}")
-    if warmup < 0:
-        raise TrainError(f"--warmup must be >= 0, got {warmup}")
-    _check_scheduler(lr_scheduler)
+    _check_settings(epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
+                    lora_r=lora_r, lora_alpha=lora_alpha, max_steps=max_steps, save_steps=save_steps, warmup=warmup,
+                    lr_scheduler=lr_scheduler, long_records=long_records)
     try:
         resolved = resolve_precision(precision)
     except ValueError as exc:
@@ -210,8 +201,6 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
     if resolved.warning:
         log.warning("%s", resolved.warning)
     lr = lr if lr is not None else (DEFAULT_LR_LORA if lora else DEFAULT_LR_FULL)
-    if long_records not in ("window", "drop"):
-        raise TrainError(f"--long-records {long_records}: expected window or drop")
     records = load_sft_file(data)  # bad data fails before the (slow) model load
     fmt = _records_format(data, records, student_format)
     hyper = {"lora": lora, "lora_r": lora_r if lora else None, "lora_alpha": lora_alpha if lora else None,
@@ -239,15 +228,7 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
     model, tokenizer = load_hf_causal_lm(source, dtype=resolved.torch_dtype())
     max_length = max_length or context_length(model)
     hyper["max_length"] = max_length
-    encoded = encode_records(records, tokenizer, max_length, long_records)  # type: ignore[arg-type]
-    for message in encoded.boundary_errors[:3]:
-        log.warning("dropped: %s", message)
-    if not encoded.examples:
-        raise TrainError(
-            f"{data}: nothing to train: {encoded.records} records, {encoded.dropped_too_long} longer than "
-            f"--max-length {max_length} (with {encoded.dropped_turns_too_long} trained turns longer than it on "
-            f"their own), {encoded.dropped_nothing_to_train} with no trained turn, "
-            f"{encoded.dropped_token_boundary} with tokens merged across a turn boundary")
+    encoded = _encode(data, records, tokenizer, max_length, long_records)
     dataset = Dataset.from_dict({"input_ids": [e.input_ids for e in encoded.examples],
                                  "labels": [e.labels for e in encoded.examples]})
     if tokenizer.pad_token_id is None:
@@ -266,14 +247,8 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
             output_dir=str(work), num_train_epochs=epochs, max_steps=max_steps or -1, learning_rate=lr,
             lr_scheduler_type=lr_scheduler, warmup_steps=warmup, per_device_train_batch_size=batch_size,
             gradient_accumulation_steps=grad_accum, seed=seed, data_seed=seed, logging_steps=logging_steps,
-            logging_first_step=True, report_to="none", bf16=resolved.bf16_autocast, fp16=resolved.fp16_autocast,
-            save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500, save_total_limit=2,
-            activation_checkpointing=gradient_checkpointing,
-            activation_checkpointing_kwargs={"use_reentrant": False} if gradient_checkpointing else None,
-            max_length=None, dataset_kwargs={"skip_prepare_dataset": True},  # our input_ids/labels, untouched
-            dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(),
-            use_cpu=resolved.bf16_autocast and not torch.cuda.is_available(),  # else bf16 is refused on CPU
-        )
+            save_strategy="steps" if save_steps else "no", save_steps=save_steps or 500,
+            **_fixed_settings(resolved, gradient_checkpointing, torch.cuda.is_available()))
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
                              processing_class=tokenizer, peft_config=peft_config)
         train_started = time.monotonic()
@@ -287,24 +262,69 @@ def train(data: Path, model_spec: str, out: Path, *, lora: bool = True, epochs: 
         trained = _trained_model(trainer, lora, resolved, work)
         summary = TrainSummary(
             data=str(data), model=model_spec, base_checkpoint=base_checkpoint, out=str(out),
-            trainer="trl.SFTTrainer", device=device, records=encoded.records,
-            records_used=len({e.record_id.split("#w")[0] for e in encoded.examples}),
-            dropped_too_long=encoded.dropped_too_long,
-            dropped_nothing_to_train=encoded.dropped_nothing_to_train,
-            dropped_token_boundary=encoded.dropped_token_boundary,
-            supervised_tokens=encoded.supervised_tokens, total_tokens=encoded.total_tokens,
-            longest_tokens=encoded.longest, hyperparameters=hyper, steps=steps,
+            trainer="trl.SFTTrainer", device=device, **_data_counts(encoded), hyperparameters=hyper, steps=steps,
             duration_s=0.0, train_s=round(train_s, 3),
             seconds_per_step=round(train_s / steps_here, 3) if steps_here > 0 else None,
             final_loss=curve[-1]["loss"] if curve else None, loss_curve=curve, started_at=started_at,
-            versions=_versions(), resumed_from_step=resumed_step, student_format=fmt, max_length=max_length,
-            examples=len(encoded.examples), windowed_records=encoded.windowed_records,
-            dropped_turns_too_long=encoded.dropped_turns_too_long)
+            versions=_versions(), resumed_from_step=resumed_step, student_format=fmt, max_length=max_length)
         if trainer.is_world_process_zero():  # under accelerate launch, OUT is the main process's to write
             summary.weights_dtype = _weights_dtype(trained)
             _save(trained, tokenizer, out, summary, started, overwrite)
             shutil.rmtree(work, ignore_errors=True)  # OUT is complete: the checkpoints are no longer needed
     return summary
+
+
+def _fixed_settings(resolved: Any, gradient_checkpointing: bool, cuda: bool) -> dict[str, Any]:
+    """The SFTConfig settings that follow from oec's design rather than from the user's flags."""
+    return {
+        "logging_first_step": True, "report_to": "none", "save_total_limit": 2,
+        "bf16": resolved.bf16_autocast, "fp16": resolved.fp16_autocast,
+        "activation_checkpointing": gradient_checkpointing,
+        "activation_checkpointing_kwargs": {"use_reentrant": False} if gradient_checkpointing else None,
+        "max_length": None, "dataset_kwargs": {"skip_prepare_dataset": True},  # our input_ids/labels, untouched
+        "dataloader_num_workers": 0, "dataloader_pin_memory": cuda,
+        "use_cpu": resolved.bf16_autocast and not cuda,  # else transformers refuses bf16 on a CPU-only machine
+    }
+
+
+def _check_settings(*, epochs: float, batch_size: int, grad_accum: int, max_length: int | None, lora_r: int,
+                    lora_alpha: int, max_steps: int | None, save_steps: int | None, warmup: float,
+                    lr_scheduler: str, long_records: str) -> None:
+    """Refuse impossible settings before anything slow happens, naming the flag."""
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("grad_accum", grad_accum),
+                        ("max_length", max_length if max_length is not None else 1), ("lora_r", lora_r),
+                        ("lora_alpha", lora_alpha), ("max_steps", max_steps or 1), ("save_steps", save_steps or 1)):
+        if value <= 0:
+            raise TrainError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    if warmup < 0:
+        raise TrainError(f"--warmup must be >= 0, got {warmup}")
+    if long_records not in ("window", "drop"):
+        raise TrainError(f"--long-records {long_records}: expected window or drop")
+    _check_scheduler(lr_scheduler)
+
+
+def _encode(data: Path, records: list, tokenizer: Any, max_length: int, long_records: str) -> EncodedDataset:
+    """The records as training examples; nothing to train is an error that says where the records went."""
+    encoded = encode_records(records, tokenizer, max_length, long_records)  # type: ignore[arg-type]
+    for message in encoded.boundary_errors[:3]:
+        log.warning("dropped: %s", message)
+    if not encoded.examples:
+        raise TrainError(
+            f"{data}: nothing to train: {encoded.records} records, {encoded.dropped_too_long} longer than "
+            f"--max-length {max_length} (with {encoded.dropped_turns_too_long} trained turns longer than it on "
+            f"their own), {encoded.dropped_nothing_to_train} with no trained turn, "
+            f"{encoded.dropped_token_boundary} with tokens merged across a turn boundary")
+    return encoded
+
+
+def _data_counts(encoded: EncodedDataset) -> dict[str, int]:
+    """The summary's counts of what was trained and what was left out."""
+    return {"records": encoded.records, "records_used": len({e.record_id.split("#w")[0] for e in encoded.examples}),
+            "dropped_too_long": encoded.dropped_too_long, "dropped_nothing_to_train": encoded.dropped_nothing_to_train,
+            "dropped_token_boundary": encoded.dropped_token_boundary, "supervised_tokens": encoded.supervised_tokens,
+            "total_tokens": encoded.total_tokens, "longest_tokens": encoded.longest,
+            "examples": len(encoded.examples), "windowed_records": encoded.windowed_records,
+            "dropped_turns_too_long": encoded.dropped_turns_too_long}
 
 
 def _check_scheduler(name: str) -> None:
