@@ -422,7 +422,7 @@ async def _collect_level(tasks: list, samples: int, config: Any, run_path: Path,
 def run_level(*, server: ModelServer, repos: Any, suite: list, work: Path, concurrency: int, rollouts: int,
               grade: bool, variant: Variant, meter: OwnCpu) -> dict[str, Any]:
     """One concurrency level: `rollouts` bc rollouts through collect(); the numbers of the table row."""
-    from oec.collect.episode import Limits
+    from oec.collect.episode import EpisodeLimits
     from oec.collect.executors import default_grading_slots
     from oec.collect.rollout import RolloutConfig
     from oec.models.registry import ModelOptions, make_provider
@@ -435,7 +435,7 @@ def run_level(*, server: ModelServer, repos: Any, suite: list, work: Path, concu
     run_path = Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=work))  # a fresh run directory: nothing to resume
     work_root = run_path / "ws"
     config = RolloutConfig(strategy="bc", student=None, expert=expert, switch=None, repos=repos, seed=0,
-                           limits=Limits(max_calls_per_model=CALLS_PER_ROLLOUT + 2), work_root=work_root,
+                           limits=EpisodeLimits(max_calls_per_model=CALLS_PER_ROLLOUT + 2), work_root=work_root,
                            grade=grade)
     cpu_server0 = server.stats(reset=True).get("cpu_s", 0.0)
     cpu0, busy0 = meter.seconds(), _machine_busy_seconds()

@@ -22,7 +22,7 @@ from oec.agent.actions import Action
 from oec.agent.tools import execute
 from oec.env.bash_state import STATE_FILE_NAME, stateful_script
 from oec.env.repos import RepoIndex
-from oec.env.sandbox import Limits
+from oec.env.sandbox import SandboxLimits
 from oec.env.session import EnvSession, open_session
 from oec.grading.grader import run_tests
 from oec.tasks.model import Task
@@ -128,7 +128,7 @@ def test_a_state_that_is_not_a_file_or_a_lost_directory_is_reported(shell: Shell
 @pytest.fixture
 def session(swe_repo: SweRepo, tmp_path: Path) -> Iterator[EnvSession]:
     with open_session(swe_repo.task, RepoIndex([swe_repo.repos_dir]), work_root=tmp_path / "ws",
-                      limits=Limits(timeout_s=30)) as env:
+                      limits=SandboxLimits(timeout_s=30)) as env:
         yield env
 
 
@@ -203,7 +203,7 @@ def docker_task(engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ta
 def test_docker_state_persists_like_the_local_one(engine, docker_task: Task) -> None:
     from oec.env.docker_backend import DockerSession
 
-    with DockerSession.open(docker_task, limits=Limits(timeout_s=30)) as session:
+    with DockerSession.open(docker_task, limits=SandboxLimits(timeout_s=30)) as session:
         assert bash("pwd", session).strip() == "/testbed"
         bash("cd calc && export CALC_MODE=strict && f() { echo fn; }", session)
         assert bash('pwd; echo "$CALC_MODE"; f', session).split() == ["/testbed/calc", "strict", "fn"]

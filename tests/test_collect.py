@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from oec.cli import app
-from oec.collect.episode import Limits
+from oec.collect.episode import EpisodeLimits
 from oec.collect.rollout import RolloutConfig, run_rollout
 from oec.collect.run_dir import RunDir
 from oec.collect.runner import collect
@@ -75,7 +75,7 @@ def test_student_that_submits_before_k_gives_a_pure_student_rollout(swe_repo) ->
 def test_bc_and_on_policy_use_one_model_each(swe_repo) -> None:
     bc = asyncio.run(run_rollout(swe_repo.task, 0, _config(swe_repo, "bc", None)))
     assert {s.source for s in bc.steps} == {"expert"} and bc.switch_step == 0 and bc.student is None
-    limited = _config(swe_repo, "on-policy", None, limits=Limits(max_calls_per_model=4))
+    limited = _config(swe_repo, "on-policy", None, limits=EpisodeLimits(max_calls_per_model=4))
     on_policy = asyncio.run(run_rollout(swe_repo.task, 0, limited))
     assert {s.source for s in on_policy.steps} == {"student"} and on_policy.switch_step is None
     assert on_policy.exit_reason == "call_limit" and len(on_policy.steps) == 4
@@ -84,7 +84,7 @@ def test_bc_and_on_policy_use_one_model_each(swe_repo) -> None:
 
 def test_format_errors_count_toward_limits(swe_repo) -> None:
     register_script("t-chatty", [], final="I am thinking about it.")
-    config = _config(swe_repo, "on-policy", None, student="scripted:t-chatty", limits=Limits(max_calls_per_model=3))
+    config = _config(swe_repo, "on-policy", None, student="scripted:t-chatty", limits=EpisodeLimits(max_calls_per_model=3))
     trajectory = asyncio.run(run_rollout(swe_repo.task, 0, config))
     assert len(trajectory.steps) == 3 and all(s.format_error for s in trajectory.steps)
     assert trajectory.exit_reason == "call_limit"

@@ -20,7 +20,7 @@ from oec.collect.divergence import (
     parse_divergence,
     parse_verdict,
 )
-from oec.collect.episode import Limits
+from oec.collect.episode import EpisodeLimits
 from oec.collect.records import Firing, ModelUsage, Trajectory
 from oec.collect.rollout import RolloutConfig, run_rollout
 from oec.collect.schedules import parse_switch
@@ -208,7 +208,7 @@ def hf_expert():
 @pytest.mark.slow
 def test_judge_asks_the_hf_expert_and_counts_its_calls(swe_repo, hf_expert) -> None:
     t = _run(swe_repo, "divergence:judge=1", "scripted:dv-reads-then-submits", expert_provider=hf_expert,
-             limits=Limits(max_calls_per_model=4))
+             limits=EpisodeLimits(max_calls_per_model=4))
     judged = t.divergence_checks["judge"]
     assert judged >= 1
     expert_steps = sum(s.source == "expert" for s in t.steps)
@@ -225,7 +225,7 @@ def test_judge_asks_the_hf_expert_and_counts_its_calls(swe_repo, hf_expert) -> N
 
 @pytest.mark.slow
 def test_likelihood_fires_with_a_high_threshold_and_not_with_a_very_low_one(swe_repo, hf_expert) -> None:
-    limits = Limits(max_calls_per_model=3)  # the student needs 3 calls to submit
+    limits = EpisodeLimits(max_calls_per_model=3)  # the student needs 3 calls to submit
     high = _run(swe_repo, "divergence:likelihood=-0.01", "scripted:dv-reads-then-submits",
                 expert_provider=hf_expert, limits=limits)
     assert high.switch_step == 1 and high.switch_reason.detector == "likelihood"

@@ -47,7 +47,7 @@ from oec.env.docker_backend import (
 )
 from oec.env.docker_shell import checkout_script, diff_script, reap_script, wrap_command
 from oec.env.repos import RepoIndex
-from oec.env.sandbox import Limits, Sandbox
+from oec.env.sandbox import SandboxLimits, Sandbox
 from oec.env.session import EnvSession, open_session
 from oec.grading.grader import grade
 from oec.tasks.model import Task
@@ -266,7 +266,7 @@ def test_a_rows_image_name_wins_as_swe_smith_rows_carry_one() -> None:
 # -- container settings ------------------------------------------------------------------------------
 
 def test_container_kwargs_carry_the_local_sandboxs_limits() -> None:
-    kwargs = container_kwargs("img:1", Limits(memory_mb=512, max_processes=64), DockerConfig(cpus=1.5),
+    kwargs = container_kwargs("img:1", SandboxLimits(memory_mb=512, max_processes=64), DockerConfig(cpus=1.5),
                               name="oec-x-1234", instance_id="a__b-1")
     assert kwargs["image"] == "img:1" and kwargs["detach"] is True
     assert kwargs["network_mode"] == "none"
@@ -277,7 +277,7 @@ def test_container_kwargs_carry_the_local_sandboxs_limits() -> None:
     assert kwargs["working_dir"] == "/testbed"
     assert kwargs["nano_cpus"] == 1_500_000_000
     assert kwargs["labels"][db.LABEL] == "1" and kwargs["labels"]["oec.pid"] == str(os.getpid())
-    assert "nano_cpus" not in container_kwargs("img:1", Limits(), DockerConfig(), name="n", instance_id="i")
+    assert "nano_cpus" not in container_kwargs("img:1", SandboxLimits(), DockerConfig(), name="n", instance_id="i")
 
 
 # -- the in-container shell, run with the local bash ---------------------------------------------------
@@ -437,7 +437,7 @@ def test_missing_image_names_it_with_a_pull_hint(host_docker) -> None:
 
 def test_open_starts_a_limited_container_copies_the_editor_and_checks_out_base(host_docker) -> None:
     client, task = host_docker
-    limits = Limits(timeout_s=20, memory_mb=768, max_processes=99)
+    limits = SandboxLimits(timeout_s=20, memory_mb=768, max_processes=99)
     with DockerSession.open(task, limits=limits, label="oec-test") as session:
         (kwargs,) = client.run_kwargs
         assert kwargs["image"] == "acme/calc-image:1" and kwargs["network_mode"] == "none"
@@ -472,7 +472,7 @@ def test_run_matches_the_local_sandbox_exit_codes_markers_and_truncation(host_do
     _, task = host_docker
     workspace = tmp_path / "local"
     workspace.mkdir()
-    limits = Limits(timeout_s=20, output_bytes=1000)
+    limits = SandboxLimits(timeout_s=20, output_bytes=1000)
     with DockerSession.open(task, limits=limits) as session, \
             Sandbox(workspace, limits=limits, isolation="none") as local:
         for command in ["echo hi; echo err >&2; exit 4", "seq 1 20000", "sleep 30"]:
@@ -612,7 +612,7 @@ def real_task(engine, tmp_path_factory: pytest.TempPathFactory) -> Task:
 
 
 def test_real_container_limits_and_commands(engine, real_task: Task) -> None:
-    limits = Limits(timeout_s=60, output_bytes=2000, memory_mb=512, max_processes=64)
+    limits = SandboxLimits(timeout_s=60, output_bytes=2000, memory_mb=512, max_processes=64)
     session = DockerSession.open(real_task, limits=limits)
     try:
         host_config = engine.containers.get(session._container.id).attrs["HostConfig"]

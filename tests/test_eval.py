@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from oec.cli import app
-from oec.collect.episode import Limits
+from oec.collect.episode import EpisodeLimits
 from oec.env.repos import RepoIndex
 from oec.eval.evaluate import evaluate, load_summary
 from oec.eval.stats import wilson_interval
@@ -41,14 +41,14 @@ def test_wilson_edge_cases() -> None:
 def test_evaluate_grades_student_only_rollouts_and_resumes(swe_repo, tmp_path: Path) -> None:
     repos = RepoIndex([swe_repo.repos_dir])
     fixer = asyncio.run(evaluate("scripted:eval-fixer", [swe_repo.task], repos, tmp_path / "fixer", samples=2,
-                                 limits=Limits(max_calls_per_model=4), data_source="oec"))
+                                 limits=EpisodeLimits(max_calls_per_model=4), data_source="oec"))
     assert (fixer.n, fixer.resolved, fixer.rate) == (2, 2, 1.0)
     assert fixer.ci_low == pytest.approx(wilson_interval(2, 2)[0]) and fixer.exit_reasons == {"submitted": 2}
     idler = asyncio.run(evaluate("scripted:eval-idler", [swe_repo.task], repos, tmp_path / "idler",
-                                 limits=Limits(max_calls_per_model=2)))
+                                 limits=EpisodeLimits(max_calls_per_model=2)))
     assert (idler.n, idler.resolved) == (1, 0) and idler.exit_reasons == {"call_limit": 1}
     again = asyncio.run(evaluate("scripted:eval-fixer", [swe_repo.task], repos, tmp_path / "fixer", samples=2,
-                                 limits=Limits(max_calls_per_model=4), data_source="oec"))
+                                 limits=EpisodeLimits(max_calls_per_model=4), data_source="oec"))
     assert again.n == 2  # resumed: nothing ran twice, nothing counted twice
     assert load_summary(tmp_path / "fixer") == again
 

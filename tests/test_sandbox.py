@@ -20,7 +20,7 @@ from oec.env import cgroups as cgroups_mod
 from oec.env import sandbox as sandbox_mod
 from oec.env.sandbox import (
     CommandResult,
-    Limits,
+    SandboxLimits,
     Sandbox,
     SandboxError,
     SandboxWarning,
@@ -70,7 +70,7 @@ def _assert_no_leftovers(marker: str) -> None:
 
 
 def _make(workspace: Path, isolation: str, marker: str = "", **limits: float) -> Sandbox:
-    return Sandbox(workspace, limits=Limits(**limits), env={"OEC_TEST_MARK": marker} if marker else None,
+    return Sandbox(workspace, limits=SandboxLimits(**limits), env={"OEC_TEST_MARK": marker} if marker else None,
                    isolation=isolation)  # type: ignore[arg-type]
 
 
@@ -375,7 +375,7 @@ def test_without_cgroups_warns_that_processes_are_unbounded(workspace: Path, mon
     monkeypatch.setattr(sandbox_mod, "_warned", set())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with Sandbox(workspace, limits=Limits(max_processes=50)) as sb:
+        with Sandbox(workspace, limits=SandboxLimits(max_processes=50)) as sb:
             result = sb.run("ulimit -u; echo ok")
     assert result.output == "50\nok\n"  # the fallback, which binds only non-root users
     nproc = [w for w in caught if "max_processes is NOT enforced" in str(w.message)]

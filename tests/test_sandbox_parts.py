@@ -22,7 +22,7 @@ from oec.env import cgroups as cgroups_mod
 from oec.env import sandbox as sandbox_mod
 from oec.env.cgroups import JOIN_FAILED, JOIN_MARKER, Cgroup, join_failed
 from oec.env.launch import command_env, launcher, shell_limits, visible_roots
-from oec.env.limits import Limits
+from oec.env.limits import SandboxLimits
 from oec.env.output import MIN_CEILING, OutputCap, command_result, output_ceiling
 from oec.env.process import Runner
 from oec.env.sandbox import Sandbox, SandboxError, SandboxWarning
@@ -82,7 +82,7 @@ def _fake_group(tmp: Path, *, memory_limited: bool) -> Cgroup:
 
 
 def test_shell_limits_only_fall_back_to_ulimits_for_what_the_cgroup_does_not_bound(tmp_path: Path) -> None:
-    limits = Limits(memory_mb=512, max_processes=50)
+    limits = SandboxLimits(memory_mb=512, max_processes=50)
     assert shell_limits(limits, None) == ["ulimit -v 524288", "ulimit -c 0", "ulimit -u 50"]
     assert shell_limits(limits, _fake_group(tmp_path, memory_limited=False)) == ["ulimit -v 524288", "ulimit -c 0"]
     (tmp_path / "group").rename(tmp_path / "old")
@@ -90,7 +90,7 @@ def test_shell_limits_only_fall_back_to_ulimits_for_what_the_cgroup_does_not_bou
 
 
 def test_launcher_without_a_cgroup_is_bash_setting_the_ulimits() -> None:
-    argv = launcher(Limits(memory_mb=512, max_processes=50), None)
+    argv = launcher(SandboxLimits(memory_mb=512, max_processes=50), None)
     assert argv[0] == "bash" and argv[-2:] == ["oec-sandbox", "--"]
     out = subprocess.run([*argv, "sh", "-c", "ulimit -v; ulimit -c"], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["524288", "0"]
@@ -98,7 +98,7 @@ def test_launcher_without_a_cgroup_is_bash_setting_the_ulimits() -> None:
 
 def test_launcher_with_a_cgroup_joins_it_then_runs_the_command(tmp_path: Path) -> None:
     group = _fake_group(tmp_path, memory_limited=True)
-    argv = launcher(Limits(), group)
+    argv = launcher(SandboxLimits(), group)
     assert argv[-2:] == [*group.procs_files, "--"]
     out = subprocess.run([*argv, "sh", "-c", "echo $$; ulimit -v"], capture_output=True, text=True, check=True)
     pid, ulimit_v = out.stdout.split()
@@ -108,7 +108,7 @@ def test_launcher_with_a_cgroup_joins_it_then_runs_the_command(tmp_path: Path) -
 
 def test_launcher_refuses_to_run_the_command_when_it_cannot_join(tmp_path: Path) -> None:
     gone = Cgroup([tmp_path / "removed"])
-    argv = [*launcher(Limits(), gone), "sh", "-c", "echo ran"]
+    argv = [*launcher(SandboxLimits(), gone), "sh", "-c", "echo ran"]
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert out.returncode == JOIN_FAILED and "ran" not in out.stdout
     assert out.stderr.startswith(JOIN_MARKER) and join_failed(out.returncode, out.stderr)
@@ -135,7 +135,7 @@ def test_cgroup_v2_gets_pids_and_memory_limits(tmp_path: Path, monkeypatch: pyte
     (tmp_path / "cgroup.controllers").write_text("pids memory\n")
     monkeypatch.setattr(cgroups_mod, "CGROUP_ROOT", tmp_path)
     monkeypatch.setattr(cgroups_mod, "own_cgroups", lambda: {"": "/"})
-    group = Cgroup.create("g", Limits(memory_mb=512, max_processes=50))
+    group = Cgroup.create("g", SandboxLimits(memory_mb=512, max_processes=50))
     assert group is not None and group.dirs == [tmp_path / "g"] and group.memory_limited
     assert (tmp_path / "g" / "pids.max").read_text() == "50"
     assert (tmp_path / "g" / "memory.max").read_text() == str(512 << 20)
@@ -148,7 +148,7 @@ def test_cgroup_v1_makes_one_group_per_controller(tmp_path: Path, monkeypatch: p
         (tmp_path / controller / "cgroup.procs").write_text("")
     monkeypatch.setattr(cgroups_mod, "CGROUP_ROOT", tmp_path)
     monkeypatch.setattr(cgroups_mod, "own_cgroups", lambda: {"pids": "/", "memory": "/not-visible"})
-    group = Cgroup.create("g", Limits(memory_mb=512, max_processes=50))
+    group = Cgroup.create("g", SandboxLimits(memory_mb=512, max_processes=50))
     assert group is not None and group.memory_limited
     assert group.dirs == [tmp_path / "pids" / "g", tmp_path / "memory" / "g"]  # an unseen own group: the root
     assert (tmp_path / "pids" / "g" / "pids.max").read_text() == "50"
@@ -157,7 +157,7 @@ def test_cgroup_v1_makes_one_group_per_controller(tmp_path: Path, monkeypatch: p
 
 def test_no_pids_controller_means_no_cgroup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cgroups_mod, "CGROUP_ROOT", tmp_path)  # neither v2 nor a v1 pids hierarchy
-    assert Cgroup.create("g", Limits()) is None
+    assert Cgroup.create("g", SandboxLimits()) is None
 
 
 def test_an_empty_cgroup_is_killed_at_once_and_removed(tmp_path: Path) -> None:

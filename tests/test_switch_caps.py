@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from oec.cli import app
-from oec.collect.episode import Limits
+from oec.collect.episode import EpisodeLimits
 from oec.collect.rollout import RolloutConfig, run_rollout
 from oec.collect.schedules import check_switch_fits, parse_switch
 from oec.env.repos import RepoIndex
@@ -64,7 +64,7 @@ def test_a_switch_not_known_up_front_hands_over_at_the_students_cap(swe_repo) ->
     """tokens:N that the student never reaches: the expert takes over at the student's last allowed call."""
     config = RolloutConfig(strategy="oec", student=make_provider("scripted:caps-student"),
                            expert=make_provider("scripted:caps-expert"), switch=parse_switch("tokens:100000000"),
-                           repos=RepoIndex([swe_repo.repos_dir]), limits=Limits(max_student_calls=3))
+                           repos=RepoIndex([swe_repo.repos_dir]), limits=EpisodeLimits(max_student_calls=3))
     trajectory = asyncio.run(run_rollout(swe_repo.task, 0, config))
     assert [s.source for s in trajectory.steps] == ["student"] * 3 + ["expert"]
     assert trajectory.switch_step == 3 and trajectory.exit_reason == "submitted"

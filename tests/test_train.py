@@ -338,7 +338,7 @@ def test_cli_trains_and_reports_bad_data_with_its_line(tmp_path: Path, tiny_mode
 @pytest.mark.slow
 def test_a_trained_smollm2_checkpoint_acts_in_a_rollout(tmp_path: Path) -> None:
     """LoRA on the real student for one step, merged; `hf:OUT` then plays the student in a graded rollout."""
-    from oec.collect.episode import Limits
+    from oec.collect.episode import EpisodeLimits
     from oec.collect.rollout import RolloutConfig, run_rollout
     from oec.env.repos import RepoIndex
     from oec.models.hf import HFModel
@@ -355,7 +355,7 @@ def test_a_trained_smollm2_checkpoint_acts_in_a_rollout(tmp_path: Path) -> None:
     assert isinstance(student, HFModel)
     task = load_bundled_tasks()[0]
     config = RolloutConfig(strategy="on-policy", student=provider, expert=None, switch=None,
-                           repos=RepoIndex([bundled_repos_dir()]), limits=Limits(max_calls_per_model=2))
+                           repos=RepoIndex([bundled_repos_dir()]), limits=EpisodeLimits(max_calls_per_model=2))
     trajectory = asyncio.run(run_rollout(task, 0, config))
 
     assert [s.source for s in trajectory.steps] == ["student", "student"]

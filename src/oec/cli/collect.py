@@ -15,7 +15,7 @@ from oec.cli.common import (choose_env_backend, console, fail, load_task_source,
                              warn_about_interpreters)
 from oec.cli.execution import (BreakerOption, DrainOption, ExecutorOption, GradingSlotsOption, MaxAttemptsOption,
                                PreflightOption, RayAddressOption, check_executor, preflight_or_fail, run_rollouts)
-from oec.collect.episode import Limits
+from oec.collect.episode import EpisodeLimits
 from oec.collect.rollout import RolloutConfig
 from oec.collect.run_dir import RunDir, RunDirError
 from oec.collect.attempts import DEFAULT_MAX_ATTEMPTS, failure_summary
@@ -141,7 +141,7 @@ def collect_command(
     check_models: PreflightOption = True,
 ) -> None:
     """Collect trajectories; each finished rollout is appended to OUT/trajectories.jsonl at once."""
-    from oec.env.sandbox import Limits as SandboxLimits
+    from oec.env.sandbox import SandboxLimits
 
     check_executor(executor, ray_address)
     strategies = _strategies(strategy)
@@ -184,7 +184,7 @@ def collect_command(
     except RunDirError as exc:
         raise fail(str(exc)) from exc
     index = repo_index(repos)
-    limits = Limits(max_calls_per_model=max_calls, max_student_calls=max_student_calls, max_steps=max_steps,
+    limits = EpisodeLimits(max_calls_per_model=max_calls, max_student_calls=max_student_calls, max_steps=max_steps,
                     max_cost_usd=max_cost,
                     max_observation_chars=max_observation_chars)
     configs = [RolloutConfig(strategy=s, student=student_provider, expert=expert_provider,  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from oec.collect.attempts import DEFAULT_MAX_ATTEMPTS
 from oec.collect.runner import DEFAULT_MAX_CONSECUTIVE_FAILURES
 from oec.models.portable import PortableProvider
 from oec.cli.collect import role_options
-from oec.collect.episode import Limits
+from oec.collect.episode import EpisodeLimits
 from oec.collect.run_dir import RunDirError
 from oec.eval.evaluate import EvalSummary, evaluate, load_summary, write_predictions
 
@@ -94,7 +94,7 @@ def eval_command(
             lambda chosen, stop: evaluate(
                 model, loaded.tasks, index, out, samples=samples, concurrency=concurrency, seed=seed,
                 options=options, max_attempts=max_attempts, max_consecutive_failures=max_consecutive_failures,
-                limits=Limits(max_calls_per_model=max_calls), data_source=data_source, label=label,
+                limits=EpisodeLimits(max_calls_per_model=max_calls), data_source=data_source, label=label,
                 console=console, executor=chosen, stop=stop, env_backend=env,  # type: ignore[arg-type]
                 isolation=isolation),  # type: ignore[arg-type]
             executor=executor, concurrency=concurrency, ray_address=ray_address, drain=drain,

@@ -39,7 +39,7 @@ class Actor:
 
 
 @dataclass(frozen=True)
-class Limits:
+class EpisodeLimits:
     max_calls_per_model: int = 75
     max_student_calls: int | None = None  # a tighter cap for the student (small CPU runs); None = max_calls_per_model
     max_steps: int = 150
@@ -70,7 +70,7 @@ class Episode:
     expert: Actor | None
     switch: SwitchSampler | None  # None: the student never hands over (on-policy)
     planned_switch: int | None = None
-    limits: Limits = field(default_factory=Limits)
+    limits: EpisodeLimits = field(default_factory=EpisodeLimits)
     steps: list[Step] = field(default_factory=list)
     switch_step: int | None = None
     usage: dict[str, ModelUsage] = field(default_factory=dict)

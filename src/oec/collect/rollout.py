@@ -9,12 +9,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from oec.collect.divergence import monitor_for, switch_record
-from oec.collect.episode import Actor, Episode, Limits
+from oec.collect.episode import Actor, Episode, EpisodeLimits
 from oec.collect.records import Trajectory, trajectory_id
 from oec.collect.schedules import Strategy, SwitchSampler
 from oec.collect.seeding import derive_seed, rollout_rng
 from oec.env.repos import RepoIndex
-from oec.env.sandbox import Limits as SandboxLimits
+from oec.env.sandbox import SandboxLimits
 from oec.env.session import EnvBackend, EnvSession, Isolation, PatchUnavailable, open_session
 from oec.grading.grader import grade
 from oec.models.registry import ModelProvider
@@ -31,7 +31,7 @@ class RolloutConfig:
     switch: SwitchSampler | None
     repos: RepoIndex
     seed: int = 0
-    limits: Limits = Limits()
+    limits: EpisodeLimits = EpisodeLimits()
     sandbox_limits: SandboxLimits = SandboxLimits()
     isolation: Isolation = "auto"
     work_root: Path | None = None

@@ -28,7 +28,7 @@ Why so:
 - A model that redefines `builtin` or `command` as functions breaks its own
   state saving; nothing else.
 
-Limits, by design: a command the sandbox kills (timeout, output flood) saves
+By design: a command the sandbox kills (timeout, output flood) saves
 nothing, so the state is the one from before it; the same for a command that
 `exec`s another program or replaces the EXIT trap. Shell options (`set -e`),
 traps, non-exported variables and background jobs do not persist. Aliases are

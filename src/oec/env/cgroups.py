@@ -19,7 +19,7 @@ import signal
 import time
 from pathlib import Path
 
-from oec.env.limits import Limits
+from oec.env.limits import SandboxLimits
 
 __all__ = ["CGROUP_ROOT", "JOIN_FAILED", "JOIN_MARKER", "Cgroup", "join_failed", "own_cgroups"]
 
@@ -68,7 +68,7 @@ class Cgroup:
         self._procs_files = [str(d / "cgroup.procs") for d in dirs]
 
     @classmethod
-    def create(cls, name: str, limits: Limits) -> Cgroup | None:
+    def create(cls, name: str, limits: SandboxLimits) -> Cgroup | None:
         """Make the cgroup with pids.max (required) and a memory limit if the memory controller allows one
         (`memory_limited` says whether it does); None if no cgroup with pids.max can be made."""
         own = own_cgroups()
@@ -77,7 +77,7 @@ class Cgroup:
         return cls._create_v1(own, name, limits)
 
     @classmethod
-    def _create_v2(cls, parent: Path, name: str, limits: Limits) -> Cgroup | None:
+    def _create_v2(cls, parent: Path, name: str, limits: SandboxLimits) -> Cgroup | None:
         for controller in ("+pids", "+memory"):
             try:  # fails (harmlessly) when the parent holds processes itself
                 _write(parent / "cgroup.subtree_control", controller)
@@ -98,7 +98,7 @@ class Cgroup:
         return group
 
     @classmethod
-    def _create_v1(cls, own: dict[str, str], name: str, limits: Limits) -> Cgroup | None:
+    def _create_v1(cls, own: dict[str, str], name: str, limits: SandboxLimits) -> Cgroup | None:
         pids_dir = cls._make_v1_dir("pids", own, name)
         if pids_dir is None:
             return None
@@ -197,7 +197,7 @@ class Cgroup:
                 log.warning("sandbox: could not remove cgroup %s", d)
 
 
-def _set_memory(group: Path, limit_file: str, swap_file: str, swap_value: str, limits: Limits) -> bool:
+def _set_memory(group: Path, limit_file: str, swap_file: str, swap_value: str, limits: SandboxLimits) -> bool:
     """Write the memory limit into `group`; True if the kernel took it. Swap is capped too where the
     kernel accounts it (else a command past the limit swaps instead of being killed): best effort."""
     try:

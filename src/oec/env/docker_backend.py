@@ -50,7 +50,7 @@ from oec.env.docker_shell import (
     wrap_command,
 )
 from oec.env.leftovers import pid_alive
-from oec.env.limits import Limits
+from oec.env.limits import SandboxLimits
 from oec.env.output import (  # the output cap both backends share: they truncate (and say so) alike
     TRUSTED_OUTPUT_BYTES,
     CommandResult,
@@ -192,7 +192,7 @@ def ensure_image(client: DockerClient, image: str, *, pull: bool = False) -> Non
                                  f"try: docker pull {image}") from exc
 
 
-def container_kwargs(image: str, limits: Limits, config: DockerConfig, *, name: str,
+def container_kwargs(image: str, limits: SandboxLimits, config: DockerConfig, *, name: str,
                      instance_id: str) -> dict[str, Any]:
     """Arguments of `client.containers.run`: the local sandbox's limits, expressed as container settings.
 
@@ -295,7 +295,7 @@ class _Watchdog:
 class DockerSession:
     """A container of the task's image at base_commit: run commands, read the diff, close."""
 
-    def __init__(self, task: Task, client: DockerClient, container: Any, *, image: str, limits: Limits,
+    def __init__(self, task: Task, client: DockerClient, container: Any, *, image: str, limits: SandboxLimits,
                  config: DockerConfig, owns_client: bool = True) -> None:
         self.task = task
         self.image = image
@@ -314,7 +314,7 @@ class DockerSession:
         self._finalizer = weakref.finalize(self, _remove_container, client, container.id, owns_client)
 
     @classmethod
-    def open(cls, task: Task, *, limits: Limits | None = None, config: DockerConfig = DockerConfig(),
+    def open(cls, task: Task, *, limits: SandboxLimits | None = None, config: DockerConfig = DockerConfig(),
              label: str | None = None, client: DockerClient | None = None,
              purpose: str = "agent") -> DockerSession:
         """Start the container, copy the editor in, put the repository at the task's start; on any failure
@@ -323,7 +323,7 @@ class DockerSession:
         own_client = client is None
         client = client or connect()
         image = image_for(task, config)
-        limits = limits or Limits()
+        limits = limits or SandboxLimits()
         slug = re.sub(r"[^a-zA-Z0-9_.-]+", "_", label or task.instance_id)[:60].strip("_.-") or "task"
         name = f"oec-{slug}-{uuid.uuid4().hex[:8]}"
         try:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from oec.env.cgroups import Cgroup
 from oec.env.host_env import scrubbed_env
-from oec.env.limits import Limits
+from oec.env.limits import SandboxLimits
 from oec.env.mounts import bwrap_args, interpreter_roots, python_env_roots
 
 __all__ = ["bwrap_available", "bwrap_prefix", "command_env", "launcher", "shell_limits", "visible_roots"]
@@ -79,7 +79,7 @@ def bwrap_prefix(workspace: Path, tmp: Path, visible: Sequence[Path]) -> list[st
     return [shutil.which("bwrap") or "bwrap", *bwrap_args(workspace, tmp, visible), "--"]
 
 
-def shell_limits(limits: Limits, cgroup: Cgroup | None) -> list[str]:
+def shell_limits(limits: SandboxLimits, cgroup: Cgroup | None) -> list[str]:
     """The `ulimit`s set before the command runs (and that it cannot raise again).
 
     `ulimit -v` only without a memory cgroup: it caps each process's address space,
@@ -94,7 +94,7 @@ def shell_limits(limits: Limits, cgroup: Cgroup | None) -> list[str]:
     return lines
 
 
-def launcher(limits: Limits, cgroup: Cgroup | None) -> list[str]:
+def launcher(limits: SandboxLimits, cgroup: Cgroup | None) -> list[str]:
     """The shell that starts every command: it joins the cgroup, sets the per-process limits (inherited by
     bwrap and all below it), then execs the rest of the argv. One shell, started with vfork, for all three.
 

@@ -52,7 +52,7 @@ from oec.env.launch import (
     launcher,
     visible_roots,
 )
-from oec.env.limits import Limits
+from oec.env.limits import SandboxLimits
 from oec.env.output import (
     TRUSTED_OUTPUT_BYTES,
     CommandResult,
@@ -62,7 +62,7 @@ from oec.env.output import (
 )
 from oec.env.process import Runner
 
-__all__ = ["TRUSTED_OUTPUT_BYTES", "CommandResult", "Limits", "PatchUnavailable", "Sandbox", "SandboxError",
+__all__ = ["TRUSTED_OUTPUT_BYTES", "CommandResult", "SandboxLimits", "PatchUnavailable", "Sandbox", "SandboxError",
            "SandboxWarning", "bwrap_available"]
 
 _warned: set[str] = set()
@@ -131,7 +131,7 @@ class Sandbox:
         self,
         workspace: Path,
         *,
-        limits: Limits = Limits(),  # noqa: B008 (a frozen dataclass: one shared default is safe)
+        limits: SandboxLimits = SandboxLimits(),  # noqa: B008 (a frozen dataclass: one shared default is safe)
         env: Mapping[str, str] | None = None,
         path_prepend: Sequence[Path] = (),
         isolation: Literal["auto", "bwrap", "none"] = "auto",

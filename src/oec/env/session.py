@@ -18,7 +18,7 @@ from oec.env.git_scripts import checkpoint_script, diff_script, reset_script
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import (
     CommandResult,
-    Limits,
+    SandboxLimits,
     PatchUnavailable,
     Sandbox,
     SandboxError,
@@ -58,7 +58,7 @@ class EnvSession:
         task: Task,
         repos: RepoIndex,
         *,
-        limits: Limits | None = None,
+        limits: SandboxLimits | None = None,
         isolation: Isolation = "auto",
         work_root: Path | None = None,
         label: str | None = None,
@@ -74,7 +74,7 @@ class EnvSession:
         # repo, whose history and working tree hold the fix) and oec's tool scripts, file by file
         visible = [p for p in (workspace.store, *TOOL_FILES) if p is not None]
         try:
-            sandbox = Sandbox(workspace.path, limits=limits or Limits(), env=env, path_prepend=path_prepend,
+            sandbox = Sandbox(workspace.path, limits=limits or SandboxLimits(), env=env, path_prepend=path_prepend,
                               isolation=isolation, read_only=visible)
         except BaseException:
             workspace.close()
@@ -157,7 +157,7 @@ def open_session(
     repos: RepoIndex,
     *,
     backend: EnvBackend = "local",
-    limits: Limits | None = None,
+    limits: SandboxLimits | None = None,
     isolation: Isolation = "auto",
     work_root: Path | None = None,
     label: str | None = None,

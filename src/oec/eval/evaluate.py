@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from rich.console import Console
 
-from oec.collect.episode import Limits
+from oec.collect.episode import EpisodeLimits
 from oec.collect.executors import Executor
 from oec.collect.interrupt import StopSignal
 from oec.collect.rollout import RolloutConfig
@@ -18,7 +18,7 @@ from oec.collect.run_dir import RunDir
 from oec.collect.attempts import DEFAULT_MAX_ATTEMPTS, failed_to_run, not_run
 from oec.collect.runner import DEFAULT_MAX_CONSECUTIVE_FAILURES, collect
 from oec.env.repos import RepoIndex
-from oec.env.sandbox import Limits as SandboxLimits
+from oec.env.sandbox import SandboxLimits
 from oec.env.session import EnvBackend, Isolation
 from oec.eval.stats import wilson_interval
 from oec.models.portable import PortableProvider
@@ -79,7 +79,7 @@ async def evaluate(
     concurrency: int = 2,
     seed: int = 0,
     options: ModelOptions | None = None,
-    limits: Limits = Limits(),
+    limits: EpisodeLimits = EpisodeLimits(),
     command_timeout: float = 300.0,
     data_source: str | None = None,
     label: str | None = None,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field
 
 from oec.env.repos import RepoIndex
-from oec.env.sandbox import CommandResult, Limits
+from oec.env.sandbox import CommandResult, SandboxLimits
 from oec.env.session import EnvBackend, EnvSession, Isolation, open_session
 from oec.grading.apply import apply_for_grading, apply_patch
 from oec.grading.log_parsers import PASSING, TestStatus, parse_log
@@ -47,7 +47,7 @@ GradeStatus = Literal["resolved", "unresolved", "patch_refused", "patch_failed",
 StatusSource = Literal["report", "log"]
 
 #: grading runs whole test files: generous time, and a log big enough to keep every status line
-GRADING_LIMITS = Limits(timeout_s=1800.0, output_bytes=20_000_000, memory_mb=8192, max_processes=512)
+GRADING_LIMITS = SandboxLimits(timeout_s=1800.0, output_bytes=20_000_000, memory_mb=8192, max_processes=512)
 LOG_EXCERPT_CHARS = 4000
 #: the environment of the test run: no bytecode written into the workspace (a fresh one holds none, and the
 #: patch's own compiled files were dropped); a pycache prefix would also make every stdlib import recompile
@@ -198,7 +198,7 @@ def grade(
     patch: str,
     repos: RepoIndex,
     *,
-    limits: Limits = GRADING_LIMITS,
+    limits: SandboxLimits = GRADING_LIMITS,
     isolation: Isolation = "auto",
     work_root: Path | None = None,
     env: EnvBackend = "local",

@@ -19,7 +19,7 @@ from oec.cli.common import invoke, repo_index
 from oec.cli.eval_cmd import comparison_table
 from oec.cli.export_cmd import export_command
 from oec.cli.filter_cmd import FILTERED, filter_command
-from oec.collect.episode import Limits
+from oec.collect.episode import EpisodeLimits
 from oec.collect.run_dir import TRAJECTORIES
 from oec.eval.evaluate import EVAL_SUMMARY, EvalSummary, evaluate, load_summary
 from oec.pipeline.config import PipelineConfig
@@ -185,7 +185,7 @@ def _evaluate(config: PipelineConfig, checkpoint: Path, eval_tasks: list[Task], 
                 "student", base_url=m.student_base_url if label == "base" else None,
                 max_tokens=m.student_max_tokens or m.max_tokens, temperature=m.student_temperature,
                 fmt=m.student_format, seed=config.run.seed, concurrency=e.concurrency),
-            limits=Limits(max_calls_per_model=e.max_calls, max_observation_chars=c.max_observation_chars),
+            limits=EpisodeLimits(max_calls_per_model=e.max_calls, max_observation_chars=c.max_observation_chars),
             command_timeout=c.command_timeout, data_source=source, label=label, console=console,
             env_backend=config.run.env))
         evaluations.append((str(eval_dir), summary))

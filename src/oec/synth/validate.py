@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from oec.env.repos import RepoIndex
-from oec.env.sandbox import Limits
+from oec.env.sandbox import SandboxLimits
 from oec.env.session import Isolation, open_session
 from oec.grading.grader import run_tests
 from oec.grading.log_parsers import PASSING, TestStatus, strip_colour, strip_message
@@ -37,7 +37,7 @@ __all__ = ["DROP_REASONS", "Baseline", "Outcome", "classify", "clean_baseline", 
 
 DROP_REASONS = ("import_error", "breaks_all_tests", "no_failure", "only_flaky", "timeout", "tests_crashed")
 #: default per-run limits; a candidate's timeout is set from the clean run's duration
-VALIDATION_LIMITS = Limits(timeout_s=600.0, output_bytes=4_000_000, memory_mb=4096, max_processes=256)
+VALIDATION_LIMITS = SandboxLimits(timeout_s=600.0, output_bytes=4_000_000, memory_mb=4096, max_processes=256)
 _SUMMARY_LINE = re.compile(r"^(FAILED|ERROR) (?P<rest>.+)$")
 
 
@@ -90,7 +90,7 @@ def _probe_task(repo: str, commit: str, test_cmd: str, python_env: str | None) -
                 test_cmd=f"export COLUMNS=400\n{test_cmd}", python_env=python_env)
 
 
-def _run(task: Task, repos: RepoIndex, *, limits: Limits, isolation: Isolation, work_root: Path | None,
+def _run(task: Task, repos: RepoIndex, *, limits: SandboxLimits, isolation: Isolation, work_root: Path | None,
          files: dict[str, str] | None = None):
     with open_session(task, repos, limits=limits, isolation=isolation, work_root=work_root,
                       label="synth", purpose="grading") as session:
@@ -172,7 +172,7 @@ def run_candidate(candidate, baseline: Baseline, repo: str, repos: RepoIndex, *,
                   timeout_s: float | None = None) -> Outcome:
     """Run the tests with `candidate`'s file in place and decide (never raises for the candidate's faults)."""
     timeout = timeout_s or max(10.0, 10 * baseline.duration_s)
-    limits = Limits(timeout_s=timeout, output_bytes=VALIDATION_LIMITS.output_bytes,
+    limits = SandboxLimits(timeout_s=timeout, output_bytes=VALIDATION_LIMITS.output_bytes,
                     memory_mb=VALIDATION_LIMITS.memory_mb, max_processes=VALIDATION_LIMITS.max_processes)
     outcome = Outcome(id=candidate.id, status="tests_crashed", kind=candidate.kind, path=candidate.path,
                       function=candidate.function, line=candidate.line, lines_changed=candidate.lines_changed)
