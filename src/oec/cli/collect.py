@@ -13,8 +13,9 @@ from oec import __version__
 from oec.agent.formats import ActionFormat, native_tools_option
 from oec.cli.common import (choose_env_backend, console, fail, load_task_source, report_errors, repo_index,
                              warn_about_interpreters)
-from oec.cli.execution import (BreakerOption, DrainOption, ExecutorOption, GradingSlotsOption, MaxAttemptsOption,
-                               PreflightOption, RayAddressOption, check_executor, preflight_or_fail, run_rollouts)
+from oec.cli.execution import (BreakerOption, DrainOption, EnvOption, ExecutorOption, GradingSlotsOption,
+                               IsolationOption, MaxAttemptsOption, PreflightOption, RayAddressOption, ReposOption,
+                               check_executor, check_isolation, preflight_or_fail, run_rollouts)
 from oec.collect.episode import EpisodeLimits
 from oec.collect.rollout import RolloutConfig
 from oec.collect.run_dir import RunDir, RunDirError
@@ -104,7 +105,7 @@ def collect_command(
                                    help="rollouts in their agent phase at once (each with a model slot)"),
     seed: int = typer.Option(0, "--seed", help="run seed; every draw derives from it"),
     out: Path = typer.Option(..., "--out", help="run directory (rerun to resume)"),
-    repos: Optional[Path] = typer.Option(None, "--repos", help="folder of <owner>__<name> clones"),
+    repos: ReposOption = None,
     student_base_url: Optional[str] = typer.Option(None, "--student-base-url"),
     expert_base_url: Optional[str] = typer.Option(None, "--expert-base-url"),
     max_calls: int = typer.Option(75, "--max-calls", help="model calls per model per rollout"),
@@ -129,9 +130,8 @@ def collect_command(
     command_timeout: float = typer.Option(300.0, "--command-timeout", help="seconds per sandbox command"),
     max_observation_chars: int = typer.Option(10_000, "--max-observation-chars",
                                               help="longer observations keep their head and tail"),
-    isolation: str = typer.Option("auto", "--isolation", help="auto | bwrap | none"),
-    env: str = typer.Option("local", "--env",
-                            help="local (repos folder) | docker (each task's SWE-bench/SWE-smith image)"),
+    isolation: IsolationOption = "auto",
+    env: EnvOption = "local",
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
     grading_slots: GradingSlotsOption = None,
@@ -144,6 +144,7 @@ def collect_command(
     from oec.env.sandbox import SandboxLimits
 
     check_executor(executor, ray_address)
+    check_isolation(isolation)
     strategies = _strategies(strategy)
     env = choose_env_backend(env)
     try:

@@ -13,12 +13,16 @@ from oec.cli.common import (choose_env_backend, console, fail, load_task_source,
 from oec.cli.execution import (
     BreakerOption,
     DrainOption,
+    EnvOption,
     ExecutorOption,
     GradingSlotsOption,
+    IsolationOption,
     MaxAttemptsOption,
     PreflightOption,
     RayAddressOption,
+    ReposOption,
     check_executor,
+    check_isolation,
     preflight_or_fail,
     run_rollouts,
 )
@@ -51,7 +55,7 @@ def eval_command(
     samples: int = typer.Option(1, "--samples", min=1),
     concurrency: int = typer.Option(2, "--concurrency", min=1),
     seed: int = typer.Option(0, "--seed"),
-    repos: Optional[Path] = typer.Option(None, "--repos"),
+    repos: ReposOption = None,
     base_url: Optional[str] = typer.Option(None, "--base-url", help="for openai:NAME models"),
     max_calls: int = typer.Option(75, "--max-calls"),
     max_tokens: int = typer.Option(512, "--max-tokens"),
@@ -61,9 +65,8 @@ def eval_command(
                                                      "takes a trained checkpoint's recorded format"),
     data_source: Optional[str] = typer.Option(None, "--data-source", help="what the model was trained on (for tables)"),
     label: Optional[str] = typer.Option(None, "--label"),
-    env: str = typer.Option("local", "--env",
-                            help="local (repos folder) | docker (each task's SWE-bench/SWE-smith image)"),
-    isolation: str = typer.Option("auto", "--isolation", help="auto | bwrap | none (local only)"),
+    env: EnvOption = "local",
+    isolation: IsolationOption = "auto",
     predictions_out: Optional[Path] = typer.Option(
         None, "--predictions-out", help="also write SWE-bench's predictions file (JSONL), for the official harness"),
     executor: ExecutorOption = "local",
@@ -76,8 +79,7 @@ def eval_command(
 ) -> None:
     """Run MODEL alone on every task, grade each rollout, report the resolve rate with a 95% Wilson interval."""
     check_executor(executor, ray_address)
-    if isolation not in ("auto", "bwrap", "none"):
-        raise fail(f"--isolation {isolation}: expected auto, bwrap or none")
+    check_isolation(isolation)
     env = choose_env_backend(env)
     loaded = load_task_source(tasks_file)
     report_errors(loaded)

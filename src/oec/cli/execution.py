@@ -1,4 +1,4 @@
-"""What `oec collect` and `oec eval` share about running rollouts: the executor options and Ctrl-C.
+"""The option groups several commands share (declared once, here), and running rollouts with Ctrl-C wired.
 
 The options are `Annotated` with real defaults, so commands stay callable as
 plain functions (the pipeline calls `collect_command` directly).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Optional, TypeVar
 
 import typer
@@ -19,6 +20,23 @@ from oec.collect.runner import CircuitOpen, CollectSummary
 
 T = TypeVar("T")
 
+# -- where rollouts run: the environment (collect, eval, grade, synth) --------------------------------------
+ReposOption = Annotated[Optional[Path], typer.Option(
+    "--repos", help="folder of repositories cloned as <owner>__<name> (the bundled projects are found without it)")]
+EnvOption = Annotated[str, typer.Option(
+    "--env", help="local (repos folder) | docker (each task's SWE-bench/SWE-smith image)")]
+IsolationOption = Annotated[str, typer.Option("--isolation", help="auto | bwrap | none (local only)")]
+ISOLATIONS = ("auto", "bwrap", "none")
+
+
+def check_isolation(isolation: str) -> str:
+    """Refuse a bad --isolation before any work."""
+    if isolation not in ISOLATIONS:
+        raise fail(f"--isolation {isolation}: expected {', '.join(ISOLATIONS[:-1])} or {ISOLATIONS[-1]}")
+    return isolation
+
+
+# -- how rollouts run: executors, stopping, failures (collect, eval) ------------------------------------------
 ExecutorOption = Annotated[str, typer.Option(
     "--executor", help=f"where rollouts run: {' | '.join(EXECUTORS)} (ray: Ray tasks per rollout and per grading)")]
 RayAddressOption = Annotated[Optional[str], typer.Option(

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from oec.cli.common import (choose_env_backend, console, fail, load_task_source, repo_index, report_errors,
                             warn_about_interpreters)
+from oec.cli.execution import EnvOption, IsolationOption, ReposOption, check_isolation
 from oec.grading.batch import grade_many
 from oec.grading.grader import GradeResult
 from oec.grading.predictions import (
@@ -74,17 +75,15 @@ def write_results(results: list[GradeResult], out: Path) -> None:
 
 def grade_command(
     file: Optional[Path] = typer.Argument(None, help="task file (.json/.jsonl/.parquet); omit for the bundled suite"),
-    repos: Optional[Path] = typer.Option(None, "--repos", help="folder of repositories cloned as <owner>__<name>"),
+    repos: ReposOption = None,
     patch: str = typer.Option("gold", "--patch", help="gold | empty | a diff file | a predictions .json/.jsonl"),
     out: Optional[Path] = typer.Option(None, "--out", help="write the results as a JSON list here"),
     jobs: int = typer.Option(min(4, os.cpu_count() or 1), "--jobs", "-j", help="tasks graded at once"),
-    isolation: str = typer.Option("auto", "--isolation", help="auto | bwrap | none"),
-    env: str = typer.Option("local", "--env",
-                            help="local (repos folder) | docker (each task's SWE-bench/SWE-smith image)"),
+    isolation: IsolationOption = "auto",
+    env: EnvOption = "local",
 ) -> None:
     """Grade every task in FILE with the chosen patches and print a table."""
-    if isolation not in ("auto", "bwrap", "none"):
-        raise fail(f"--isolation {isolation}: expected auto, bwrap or none")
+    check_isolation(isolation)
     env = choose_env_backend(env)
     loaded = load_task_source(file)
     report_errors(loaded)

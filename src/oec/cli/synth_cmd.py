@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from oec.cli.common import console, fail, load_task_source, report_errors
+from oec.cli.execution import IsolationOption, check_isolation
 
 
 def _write_jsonl(rows: list[dict], out: Path) -> None:
@@ -60,7 +61,7 @@ def synth_command(
                                          "(default: a template from the failing tests)"),
     python_env: Optional[str] = typer.Option(None, "--python-env", help="bin folder of the venv the tests need"),
     commit: str = typer.Option("HEAD", "--commit", help="the clean commit of each repository"),
-    isolation: str = typer.Option("auto", "--isolation", help="auto | bwrap | none"),
+    isolation: IsolationOption = "auto",
     timeout: Optional[float] = typer.Option(None, "--timeout", help="seconds per candidate's test run "
                                             "(default: 10x the clean run, at least 10)"),
 ) -> None:
@@ -73,8 +74,7 @@ def synth_command(
     from oec.synth.state import StateFile
     from oec.synth.validate import DROP_REASONS
 
-    if isolation not in ("auto", "bwrap", "none"):
-        raise fail(f"--isolation {isolation}: expected auto, bwrap or none")
+    check_isolation(isolation)
     chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else tuple(KINDS)
     unknown = [k for k in chosen if k not in KINDS]
     if unknown:
