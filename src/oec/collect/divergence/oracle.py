@@ -8,37 +8,23 @@ from dataclasses import dataclass, field
 from oec.collect.divergence.watch import Counts, Watch, WatchedEnv
 from oec.collect.episode import Episode
 from oec.collect.records import Firing
-from oec.grading.patch_files import PatchParseError, files_touched
-
-_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
-
+from oec.grading.patch_files import PatchParseError, files_touched, parse_patch_files
 
 def added_lines(patch: str) -> dict[str, set[str]]:
     """Per file, the stripped lines a unified diff adds that carry code (at least one letter or digit).
 
-    Hunk bodies are read by their header counts, so an added line starting with ``++`` is not a header.
+    Read through the project's one patch model (`oec.grading.patch_files`); a diff it cannot read adds
+    nothing this detector could hold against the student.
     """
+    try:
+        changes = parse_patch_files(patch)
+    except PatchParseError:
+        return {}
     out: dict[str, set[str]] = {}
-    path: str | None = None
-    old_left = new_left = 0
-    for line in patch.splitlines():
-        if old_left > 0 or new_left > 0:
-            tag, text = line[:1], line[1:]
-            if tag == "+":
-                new_left -= 1
-                if path is not None and re.search(r"\w", text):
-                    out.setdefault(path, set()).add(text.strip())
-            elif tag == "-":
-                old_left -= 1
-            elif tag in (" ", ""):
-                old_left, new_left = old_left - 1, new_left - 1
-            continue
-        if line.startswith("+++ "):
-            name = line[4:].split("\t")[0].strip()
-            path = None if name == "/dev/null" else (name[2:] if name[:2] in ("a/", "b/") else name)
-        elif match := _HUNK.match(line):
-            old_left = int(match.group(1)) if match.group(1) is not None else 1
-            new_left = int(match.group(2)) if match.group(2) is not None else 1
+    for change in changes:
+        lines = {text.strip() for text in change.added_lines if re.search(r"\w", text)}
+        if lines:
+            out.setdefault(change.path, set()).update(lines)
     return out
 
 
