@@ -13,14 +13,13 @@ from oec import __version__
 from oec.agent.formats import ActionFormat, native_tools_option
 from oec.cli.common import (choose_env_backend, console, fail, load_task_source, report_errors, repo_index,
                              warn_about_interpreters)
-from oec.cli.execution import (BreakerOption, DrainOption, EnvOption, ExecutorOption, GradingSlotsOption,
-                               IsolationOption, MaxAttemptsOption, PreflightOption, RayAddressOption, ReposOption,
-                               check_executor, check_isolation, preflight_or_fail, run_rollouts)
+from oec.cli.execution import (EnvOption, IsolationOption, ReposOption, RunOptions, check_executor, check_isolation,
+                               preflight_or_fail, run_rollouts, with_run_options)
 from oec.collect.episode import EpisodeLimits
 from oec.collect.rollout import RolloutConfig
 from oec.collect.run_dir import RunDir, RunDirError
-from oec.collect.attempts import DEFAULT_MAX_ATTEMPTS, failure_summary
-from oec.collect.runner import DEFAULT_MAX_CONSECUTIVE_FAILURES, CollectSummary, collect
+from oec.collect.attempts import failure_summary
+from oec.collect.runner import CollectSummary, collect
 from oec.collect.schedules import STRATEGIES, check_switch_fits, parse_switch
 from oec.models.portable import PortableProvider
 from oec.models.registry import ModelOptions
@@ -92,6 +91,7 @@ def summary_table(summary: CollectSummary) -> Table:
     return table
 
 
+@with_run_options
 def collect_command(
     tasks_file: Optional[Path] = typer.Argument(None, help="task file; omit for the bundled suite"),
     student: str = typer.Option("hf:smollm2-135m", "--student", help="BACKEND:MODEL of the student"),
@@ -132,18 +132,12 @@ def collect_command(
                                               help="longer observations keep their head and tail"),
     isolation: IsolationOption = "auto",
     env: EnvOption = "local",
-    executor: ExecutorOption = "local",
-    ray_address: RayAddressOption = None,
-    grading_slots: GradingSlotsOption = None,
-    drain: DrainOption = False,
-    max_attempts: MaxAttemptsOption = DEFAULT_MAX_ATTEMPTS,
-    max_consecutive_failures: BreakerOption = DEFAULT_MAX_CONSECUTIVE_FAILURES,
-    check_models: PreflightOption = True,
+    run: RunOptions = RunOptions(),
 ) -> None:
     """Collect trajectories; each finished rollout is appended to OUT/trajectories.jsonl at once."""
     from oec.env.sandbox import SandboxLimits
 
-    check_executor(executor, ray_address)
+    check_executor(run)
     check_isolation(isolation)
     strategies = _strategies(strategy)
     env = choose_env_backend(env)
@@ -172,7 +166,7 @@ def collect_command(
                    "expert_format": spoken_format(expert_provider, loaded.tasks) or _chosen(expert_format)}
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    if check_models:
+    if run.preflight:
         preflight_or_fail({"student": student_provider, "expert": expert_provider}, loaded.tasks[0])
     run_dir = RunDir(out)
     config = {"seed": seed, "student": student, "expert": expert, "switch": sampler.spec, "max_calls": max_calls,
@@ -195,11 +189,9 @@ def collect_command(
                for s in strategies]
     summary = run_rollouts(
         lambda chosen, stop: collect(loaded.tasks, configs, run_dir, samples=samples, concurrency=concurrency,
-                                     console=console, executor=chosen, stop=stop, max_attempts=max_attempts,
-                                     max_consecutive_failures=max_consecutive_failures),
-        executor=executor, concurrency=concurrency, ray_address=ray_address, drain=drain,
-            grading_slots=grading_slots,
-        on_interrupt=lambda partial: console.print(summary_table(partial)))
+                                     console=console, executor=chosen, stop=stop, max_attempts=run.max_attempts,
+                                     max_consecutive_failures=run.max_consecutive_failures),
+        run, concurrency=concurrency, on_interrupt=lambda partial: console.print(summary_table(partial)))
     if summary.swept.total:
         console.print(f"removed leftovers of killed runs: {summary.swept}")
     console.print(summary_table(summary))

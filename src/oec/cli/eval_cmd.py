@@ -10,24 +10,8 @@ from rich.table import Table
 
 from oec.cli.common import (choose_env_backend, console, fail, load_task_source, repo_index, report_errors,
                             warn_about_interpreters)
-from oec.cli.execution import (
-    BreakerOption,
-    DrainOption,
-    EnvOption,
-    ExecutorOption,
-    GradingSlotsOption,
-    IsolationOption,
-    MaxAttemptsOption,
-    PreflightOption,
-    RayAddressOption,
-    ReposOption,
-    check_executor,
-    check_isolation,
-    preflight_or_fail,
-    run_rollouts,
-)
-from oec.collect.attempts import DEFAULT_MAX_ATTEMPTS
-from oec.collect.runner import DEFAULT_MAX_CONSECUTIVE_FAILURES
+from oec.cli.execution import (EnvOption, IsolationOption, ReposOption, RunOptions, check_executor, check_isolation,
+                               preflight_or_fail, run_rollouts, with_run_options)
 from oec.models.portable import PortableProvider
 from oec.cli.collect import role_options
 from oec.collect.episode import EpisodeLimits
@@ -48,6 +32,7 @@ def comparison_table(summaries: list[tuple[str, EvalSummary]]) -> Table:
     return table
 
 
+@with_run_options
 def eval_command(
     model: str = typer.Option(..., "--model", help="BACKEND:MODEL to evaluate, e.g. hf:runs/demo/checkpoint"),
     tasks_file: Optional[Path] = typer.Option(None, "--tasks", help="held-out task file; omit for the bundled suite"),
@@ -69,16 +54,10 @@ def eval_command(
     isolation: IsolationOption = "auto",
     predictions_out: Optional[Path] = typer.Option(
         None, "--predictions-out", help="also write SWE-bench's predictions file (JSONL), for the official harness"),
-    executor: ExecutorOption = "local",
-    ray_address: RayAddressOption = None,
-    grading_slots: GradingSlotsOption = None,
-    drain: DrainOption = False,
-    max_attempts: MaxAttemptsOption = DEFAULT_MAX_ATTEMPTS,
-    max_consecutive_failures: BreakerOption = DEFAULT_MAX_CONSECUTIVE_FAILURES,
-    check_models: PreflightOption = True,
+    run: RunOptions = RunOptions(),
 ) -> None:
     """Run MODEL alone on every task, grade each rollout, report the resolve rate with a 95% Wilson interval."""
-    check_executor(executor, ray_address)
+    check_executor(run)
     check_isolation(isolation)
     env = choose_env_backend(env)
     loaded = load_task_source(tasks_file)
@@ -89,18 +68,17 @@ def eval_command(
     try:
         options = role_options("model", base_url=base_url, max_tokens=max_tokens, temperature=temperature, fmt=fmt,
                                seed=seed, concurrency=concurrency)
-        if check_models:
+        if run.preflight:
             preflight_or_fail({"model": PortableProvider(model, options)}, loaded.tasks[0])
         index = repo_index(repos)
         summary = run_rollouts(
             lambda chosen, stop: evaluate(
                 model, loaded.tasks, index, out, samples=samples, concurrency=concurrency, seed=seed,
-                options=options, max_attempts=max_attempts, max_consecutive_failures=max_consecutive_failures,
+                options=options, max_attempts=run.max_attempts, max_consecutive_failures=run.max_consecutive_failures,
                 limits=EpisodeLimits(max_calls_per_model=max_calls), data_source=data_source, label=label,
                 console=console, executor=chosen, stop=stop, env_backend=env,  # type: ignore[arg-type]
                 isolation=isolation),  # type: ignore[arg-type]
-            executor=executor, concurrency=concurrency, ray_address=ray_address, drain=drain,
-            grading_slots=grading_slots)
+            run, concurrency=concurrency)
     except (RunDirError, ValueError) as exc:
         raise fail(str(exc)) from exc
     console.print(comparison_table([(str(out), summary)]))

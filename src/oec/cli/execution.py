@@ -7,16 +7,20 @@ plain functions (the pipeline calls `collect_command` directly).
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
 from oec.cli.common import console, err_console, fail
 from oec.collect.executors import EXECUTORS, Executor, make_executor
 from oec.collect.interrupt import INTERRUPTED_EXIT_CODE, Interrupted, StopSignal, run_stoppable
-from oec.collect.runner import CircuitOpen, CollectSummary
+from oec.collect.attempts import DEFAULT_MAX_ATTEMPTS
+from oec.collect.runner import DEFAULT_MAX_CONSECUTIVE_FAILURES, CircuitOpen, CollectSummary
 
 T = TypeVar("T")
 
@@ -60,6 +64,47 @@ PreflightOption = Annotated[bool, typer.Option(
 BREAKER_EXIT_CODE = 3
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How rollouts run: where, how Ctrl-C and failures to run are handled. `collect` and `eval` take these
+    options as one `run` argument (see `with_run_options`), so they are declared once, here."""
+
+    executor: str = "local"
+    ray_address: str | None = None
+    grading_slots: int | None = None
+    drain: bool = False
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
+    preflight: bool = True
+
+
+_RUN_OPTION_TYPES = {"executor": ExecutorOption, "ray_address": RayAddressOption,
+                     "grading_slots": GradingSlotsOption, "drain": DrainOption, "max_attempts": MaxAttemptsOption,
+                     "max_consecutive_failures": BreakerOption, "preflight": PreflightOption}
+
+
+def with_run_options(command: Callable[..., T]) -> Callable[..., T]:
+    """Give a typer command the `RunOptions` flags; they reach it as one `run: RunOptions` argument.
+
+    Typer reads a command's parameters from its signature, so the wrapper shows the command's own
+    parameters (less `run`) plus one per RunOptions field, each with its flag declared above.
+    """
+    own = inspect.signature(command, eval_str=True)
+    kept = [p for name, p in own.parameters.items() if name != "run"]
+    defaults = RunOptions()
+    added = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation,
+                               default=getattr(defaults, name)) for name, annotation in _RUN_OPTION_TYPES.items()]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        run = RunOptions(**{name: kwargs.pop(name) for name in _RUN_OPTION_TYPES if name in kwargs})
+        return command(*args, run=run, **kwargs)
+
+    wrapper.__signature__ = own.replace(parameters=kept + added)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in kept + added} | {"return": own.return_annotation}
+    return wrapper
+
+
 def preflight_or_fail(models: dict[str, object], task: object) -> None:
     """Stop the command before anything is written when a model the run needs cannot be used."""
     from oec.models.api_model import PreflightError
@@ -71,11 +116,11 @@ def preflight_or_fail(models: dict[str, object], task: object) -> None:
         raise fail(f"{exc} (nothing was run or written; --no-preflight skips this check)") from exc
 
 
-def check_executor(executor: str, ray_address: str | None) -> None:
+def check_executor(options: RunOptions) -> None:
     """Reject a bad --executor/--ray-address before any work (tasks, models, the run directory)."""
-    if executor not in EXECUTORS:
-        raise fail(f"--executor {executor}: expected one of {', '.join(EXECUTORS)}")
-    if ray_address and executor != "ray":
+    if options.executor not in EXECUTORS:
+        raise fail(f"--executor {options.executor}: expected one of {', '.join(EXECUTORS)}")
+    if options.ray_address and options.executor != "ray":
         raise fail("--ray-address needs --executor ray")
 
 
@@ -85,16 +130,15 @@ def interrupted_message(summary: CollectSummary) -> str:
             "not done; run the same command again to resume")
 
 
-def run_rollouts(run: Callable[[Executor, StopSignal], Awaitable[T]], *, executor: str, concurrency: int,
-                 ray_address: str | None, drain: bool, grading_slots: int | None = None,
+def run_rollouts(run: Callable[[Executor, StopSignal], Awaitable[T]], options: RunOptions, *, concurrency: int,
                  on_interrupt: Callable[[CollectSummary], None] | None = None) -> T:
     """Make the executor, run `run(executor, stop)` with Ctrl-C wired to `stop`, always close the executor.
 
     An interrupted run prints what it kept and exits 130 (see `oec.collect.interrupt`).
     """
     try:
-        chosen = make_executor(executor, concurrency=concurrency, address=ray_address,
-                               grading_slots=grading_slots)
+        chosen = make_executor(options.executor, concurrency=concurrency, address=options.ray_address,
+                               grading_slots=options.grading_slots)
     except (ValueError, ImportError, ConnectionError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
     except KeyboardInterrupt:
@@ -115,7 +159,7 @@ def run_rollouts(run: Callable[[Executor, StopSignal], Awaitable[T]], *, executo
         console.file.flush()
 
     try:
-        return asyncio.run(run_stoppable(main, drain=drain, on_stop=report))
+        return asyncio.run(run_stoppable(main, drain=options.drain, on_stop=report))
     except KeyboardInterrupt:  # a Ctrl-C before the handler was in place
         chosen.close()
         raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
