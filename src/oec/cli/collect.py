@@ -11,10 +11,9 @@ from rich.table import Table
 
 from oec import __version__
 from oec.agent.formats import ActionFormat, native_tools_option
-from oec.cli.common import (choose_env_backend, console, fail, load_task_source, report_errors, repo_index,
-                             warn_about_interpreters)
-from oec.cli.execution import (EnvOption, IsolationOption, ReposOption, RunOptions, check_executor, check_isolation,
-                               preflight_or_fail, run_rollouts, with_run_options)
+from oec.cli.common import console, fail, repo_index
+from oec.cli.execution import (EnvOption, IsolationOption, ReposOption, RunOptions, preflight_or_fail, rollout_setup,
+                               run_rollouts, with_run_options)
 from oec.collect.episode import EpisodeLimits
 from oec.collect.rollout import RolloutConfig
 from oec.collect.run_dir import RunDir, RunDirError
@@ -137,19 +136,12 @@ def collect_command(
     """Collect trajectories; each finished rollout is appended to OUT/trajectories.jsonl at once."""
     from oec.env.sandbox import SandboxLimits
 
-    check_executor(run)
-    check_isolation(isolation)
     strategies = _strategies(strategy)
-    env = choose_env_backend(env)
     try:
         sampler = parse_switch(switch)
     except ValueError as exc:
         raise fail(str(exc)) from exc
-    loaded = load_task_source(tasks_file)
-    report_errors(loaded)
-    if not loaded.tasks:
-        raise fail("no valid tasks to run")
-    warn_about_interpreters(loaded.tasks, env)
+    tasks, env = rollout_setup(tasks_file, env, isolation, run)
     try:
         if "oec" in strategies:
             check_switch_fits(sampler, max_calls=max_calls, max_student_calls=max_student_calls, max_steps=max_steps)
@@ -162,12 +154,12 @@ def collect_command(
                                       concurrency=concurrency)
         student_provider = None if strategies == ["bc"] else PortableProvider(student, student_options)
         expert_provider = None if strategies == ["on-policy"] else PortableProvider(expert, expert_options)
-        formats = {"student_format": spoken_format(student_provider, loaded.tasks) or _chosen(student_format),
-                   "expert_format": spoken_format(expert_provider, loaded.tasks) or _chosen(expert_format)}
+        formats = {"student_format": spoken_format(student_provider, tasks) or _chosen(student_format),
+                   "expert_format": spoken_format(expert_provider, tasks) or _chosen(expert_format)}
     except ValueError as exc:
         raise fail(str(exc)) from exc
     if run.preflight:
-        preflight_or_fail({"student": student_provider, "expert": expert_provider}, loaded.tasks[0])
+        preflight_or_fail({"student": student_provider, "expert": expert_provider}, tasks[0])
     run_dir = RunDir(out)
     config = {"seed": seed, "student": student, "expert": expert, "switch": sampler.spec, "max_calls": max_calls,
               "max_student_calls": max_student_calls,
@@ -188,7 +180,7 @@ def collect_command(
                              isolation=isolation, env_backend=env)  # type: ignore[arg-type]
                for s in strategies]
     summary = run_rollouts(
-        lambda chosen, stop: collect(loaded.tasks, configs, run_dir, samples=samples, concurrency=concurrency,
+        lambda chosen, stop: collect(tasks, configs, run_dir, samples=samples, concurrency=concurrency,
                                      console=console, executor=chosen, stop=stop, max_attempts=run.max_attempts,
                                      max_consecutive_failures=run.max_consecutive_failures),
         run, concurrency=concurrency, on_interrupt=lambda partial: console.print(summary_table(partial)))

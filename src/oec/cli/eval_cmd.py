@@ -8,10 +8,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from oec.cli.common import (choose_env_backend, console, fail, load_task_source, repo_index, report_errors,
-                            warn_about_interpreters)
-from oec.cli.execution import (EnvOption, IsolationOption, ReposOption, RunOptions, check_executor, check_isolation,
-                               preflight_or_fail, run_rollouts, with_run_options)
+from oec.cli.common import console, fail, repo_index
+from oec.cli.execution import (EnvOption, IsolationOption, ReposOption, RunOptions, preflight_or_fail, rollout_setup,
+                               run_rollouts, with_run_options)
 from oec.models.portable import PortableProvider
 from oec.cli.collect import role_options
 from oec.collect.episode import EpisodeLimits
@@ -57,23 +56,16 @@ def eval_command(
     run: RunOptions = RunOptions(),
 ) -> None:
     """Run MODEL alone on every task, grade each rollout, report the resolve rate with a 95% Wilson interval."""
-    check_executor(run)
-    check_isolation(isolation)
-    env = choose_env_backend(env)
-    loaded = load_task_source(tasks_file)
-    report_errors(loaded)
-    if not loaded.tasks:
-        raise fail("no valid tasks to evaluate")
-    warn_about_interpreters(loaded.tasks, env)
+    tasks, env = rollout_setup(tasks_file, env, isolation, run, "evaluate")
     try:
         options = role_options("model", base_url=base_url, max_tokens=max_tokens, temperature=temperature, fmt=fmt,
                                seed=seed, concurrency=concurrency)
         if run.preflight:
-            preflight_or_fail({"model": PortableProvider(model, options)}, loaded.tasks[0])
+            preflight_or_fail({"model": PortableProvider(model, options)}, tasks[0])
         index = repo_index(repos)
         summary = run_rollouts(
             lambda chosen, stop: evaluate(
-                model, loaded.tasks, index, out, samples=samples, concurrency=concurrency, seed=seed,
+                model, tasks, index, out, samples=samples, concurrency=concurrency, seed=seed,
                 options=options, max_attempts=run.max_attempts, max_consecutive_failures=run.max_consecutive_failures,
                 limits=EpisodeLimits(max_calls_per_model=max_calls), data_source=data_source, label=label,
                 console=console, executor=chosen, stop=stop, env_backend=env,  # type: ignore[arg-type]

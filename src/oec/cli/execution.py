@@ -116,6 +116,25 @@ def preflight_or_fail(models: dict[str, object], task: object) -> None:
         raise fail(f"{exc} (nothing was run or written; --no-preflight skips this check)") from exc
 
 
+def rollout_setup(tasks_file: Path | None, env: str, isolation: str, options: RunOptions,
+                  what: str = "run") -> tuple[list, str]:
+    """What collect and eval check before anything else: the options, the engine, the tasks (bad rows shown).
+
+    Returns (the valid tasks, the environment backend); no valid task is an error naming `what` was to happen.
+    """
+    from oec.cli.common import choose_env_backend, load_task_source, report_errors, warn_about_interpreters
+
+    check_executor(options)
+    check_isolation(isolation)
+    env = choose_env_backend(env)
+    loaded = load_task_source(tasks_file)
+    report_errors(loaded)
+    if not loaded.tasks:
+        raise fail(f"no valid tasks to {what}")
+    warn_about_interpreters(loaded.tasks, env)
+    return loaded.tasks, env
+
+
 def check_executor(options: RunOptions) -> None:
     """Reject a bad --executor/--ray-address before any work (tasks, models, the run directory)."""
     if options.executor not in EXECUTORS:
