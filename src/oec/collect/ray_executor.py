@@ -128,54 +128,32 @@ class RayExecutor:
         self._roots = work_roots(j.config for j in jobs)
         if not self._owns_cluster:  # a local cluster's node is this machine, which the runner swept already
             self._sweep_nodes({j.config.work_root for j in jobs})
-        queue = list(reversed(jobs))
-        agents: dict[Any, RolloutJob] = {}
-        graders: dict[Any, tuple[RolloutJob, Trajectory]] = {}
-        backlog: list[tuple[RolloutJob, Trajectory, float]] = []  # agent phase done, waiting for a grading slot
-        shared: dict[int, Any] = {}  # each RolloutConfig is sent to the object store once
-
-        def config_ref(job: RolloutJob) -> Any:
-            if id(job.config) not in shared:
-                shared[id(job.config)] = ray.put(job.config)
-            return shared[id(job.config)]
-
+        flight = _Flight(self, list(reversed(jobs)))
         try:
             while True:
-                while (queue and len(agents) < self.concurrency and len(graders) + len(backlog) < self.grading_slots
-                       + self.concurrency and not stop.stopping.is_set()):
-                    job = queue.pop()
-                    agents[self._agent.options(**self.options).remote(job.task, job.sample, config_ref(job))] = job
-                while backlog and len(graders) < self.grading_slots:
-                    job, record, queued = backlog.pop(0)
-                    ref = self._grade.options(**self.grading_options).remote(
-                        job.task, job.sample, config_ref(job), record.model_dump_json(), time.monotonic() - queued)
-                    graders[ref] = (job, record)
-                if not agents and not graders and not backlog:
+                flight.launch(stop)
+                if flight.empty:
                     return
                 if stop.abandoning.is_set():
-                    self._cancel([*agents, *graders])
-                    agents.clear()
-                    graders.clear()
+                    self._cancel(flight.refs())
+                    flight.clear()
                     return
-                pending = [*agents, *graders]
-                ready, _ = ray.wait(pending, num_returns=1, timeout=self.poll_s)
-                if ready:
-                    rest = [r for r in pending if r not in ready]
-                    ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0] if rest else []
-                for ref in ready:
-                    if ref in agents:
-                        job = agents.pop(ref)
-                        record = self._trajectory(ref, job)
-                        if needs_grading(record, job.config):
-                            backlog.append((job, record, time.monotonic()))
-                        else:
-                            yield record
-                    else:
-                        yield self._graded(ref, *graders.pop(ref))
+                for ref in self._ready(flight.refs()):
+                    record = flight.settle(ref)
+                    if record is not None:
+                        yield record
                 await asyncio.sleep(0)  # let a SIGINT handler run between waits
         finally:
-            if agents or graders:
-                self._cancel([*agents, *graders])
+            if flight.refs():
+                self._cancel(flight.refs())
+
+    def _ready(self, pending: list[Any]) -> list[Any]:
+        """The tasks done within one poll: wait for one, then take every other that is done too."""
+        ready, _ = ray.wait(pending, num_returns=1, timeout=self.poll_s)
+        if ready:
+            rest = [r for r in pending if r not in ready]
+            ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0] if rest else []
+        return ready
 
     @staticmethod
     def _trajectory(ref: Any, job: RolloutJob) -> Trajectory:
@@ -224,3 +202,59 @@ class RayExecutor:
                 from oec.env.leftovers import sweep
 
                 sweep(self._roots)
+
+
+class _Flight:
+    """The rollouts a `RayExecutor` has in the air: agent tasks, grading tasks, and the graded-to-be backlog.
+
+    Agent phases run `concurrency` at a time; a finished one that needs grading waits in the backlog for one
+    of the `grading_slots`, so a rollout being graded no longer holds an agent slot.
+    """
+
+    def __init__(self, executor: RayExecutor, queue: list[RolloutJob]) -> None:
+        self.executor = executor
+        self.queue = queue  # reversed: the next job is at the end
+        self.agents: dict[Any, RolloutJob] = {}
+        self.graders: dict[Any, tuple[RolloutJob, Trajectory]] = {}
+        self.backlog: list[tuple[RolloutJob, Trajectory, float]] = []  # agent phase done, waiting for a grader
+        self._shared: dict[int, Any] = {}  # each RolloutConfig is sent to the object store once
+
+    @property
+    def empty(self) -> bool:
+        return not self.agents and not self.graders and not self.backlog
+
+    def refs(self) -> list[Any]:
+        return [*self.agents, *self.graders]
+
+    def clear(self) -> None:
+        self.agents.clear()
+        self.graders.clear()
+
+    def _config_ref(self, job: RolloutJob) -> Any:
+        if id(job.config) not in self._shared:
+            self._shared[id(job.config)] = ray.put(job.config)
+        return self._shared[id(job.config)]
+
+    def launch(self, stop: StopSignal) -> None:
+        """Start agent phases while slots are free (and no stop), then gradings while grading slots are."""
+        ex = self.executor
+        while (self.queue and len(self.agents) < ex.concurrency and not stop.stopping.is_set()
+               and len(self.graders) + len(self.backlog) < ex.grading_slots + ex.concurrency):
+            job = self.queue.pop()
+            self.agents[ex._agent.options(**ex.options).remote(job.task, job.sample, self._config_ref(job))] = job
+        while self.backlog and len(self.graders) < ex.grading_slots:
+            job, record, queued = self.backlog.pop(0)
+            ref = ex._grade.options(**ex.grading_options).remote(
+                job.task, job.sample, self._config_ref(job), record.model_dump_json(), time.monotonic() - queued)
+            self.graders[ref] = (job, record)
+
+    def settle(self, ref: Any) -> Trajectory | None:
+        """The finished rollout behind a done task, or None when its agent phase now waits for grading."""
+        if ref not in self.agents:
+            return self.executor._graded(ref, *self.graders.pop(ref))
+        job = self.agents.pop(ref)
+        record = self.executor._trajectory(ref, job)
+        if needs_grading(record, job.config):
+            self.backlog.append((job, record, time.monotonic()))
+            return None
+        return record
