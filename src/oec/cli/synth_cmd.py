@@ -69,16 +69,62 @@ def synth_command(
 
     Resumable: rerun the same command after a kill; finished candidates are read from OUT's folder.
     """
-    from oec.synth.modifiers import KINDS
-    from oec.synth.runner import SynthConfig, synth_repo
+    from oec.synth.runner import SynthConfig
     from oec.synth.state import StateFile
-    from oec.synth.validate import DROP_REASONS
 
     check_isolation(isolation)
+    sources = _sources(repo_dirs, bundled)
+    out_dir = out.parent
+    config = SynthConfig(kinds=_chosen_kinds(kinds), seed=seed, max_candidates=max_candidates,
+                         concurrency=concurrency, test_cmd=test_cmd, python_env=python_env,
+                         isolation=isolation, writer=writer, commit=commit, timeout_s=timeout)  # type: ignore[arg-type]
+    state = StateFile(out_dir / (out.name + ".state.jsonl"))
+    started = time.monotonic()
+    results = _synth_all(sources, out_dir, config, state)
+    rows = [row for result in results for row in result.rows]
+    _write_jsonl([row.model_dump(exclude_none=True) for row in rows], out)
+    elapsed = time.monotonic() - started
+    counts = _Counts.of(results)
+    table = counts.table()
+    table.caption = (f"not run: {dict(counts.generation) or 'none'} (same diff twice, or no longer compiles); "
+                     f"{counts.reused} outcome(s) reused from {state.path.name}")
+    console.print(table, width=max(console.width, 132))
+    rate = sum(r.new_valid for r in results) / (elapsed / 60) if elapsed else 0.0
+    spread = difficulty_spread(rows)
+    validated = counts.candidates - counts.reused
+    validated_s = sum(r.validated_seconds for r in results)
+    console.print(f"difficulty spread: F2P tests {spread['fail_to_pass']}; lines changed {spread['lines_changed']}",
+                  soft_wrap=True)
+    console.print(f"{len(rows)} task(s) -> {out}; bug commits in {out_dir / 'repos'} "
+                  f"(grade with --repos {out_dir / 'repos'}); {elapsed:.0f}s, {validated} candidate(s) validated"
+                  + (f" ({validated / validated_s * 60:.0f}/min)" if validated and validated_s else "")
+                  + f", {rate:.1f} new task(s)/min overall", soft_wrap=True)
+    report = {
+        "tasks": len(rows), "candidates": counts.candidates, "valid": counts.totals["valid"], "reused": counts.reused,
+        "dropped": {r: counts.totals[r] for r in counts.all_reasons if counts.totals[r]},
+        "not_run": dict(counts.generation), "per_kind": {k: dict(v) for k, v in counts.per_kind.items()},
+        "difficulty": spread, "seconds": round(elapsed, 1), "tasks_per_minute": round(rate, 2),
+        "validation_seconds": round(validated_s, 1), "validated": validated,
+        "repos": [{"repo": r.repo, "path": str(r.repo_path), "clean_commit": r.baseline.commit,
+                   "tests_passing": len(r.baseline.passing), "flaky": r.baseline.flaky,
+                   "clean_run_s": r.baseline.duration_s} for r in results],
+    }
+    (out_dir / (out.name + ".report.json")).write_text(json.dumps(report, indent=1), encoding="utf-8")
+
+
+def _chosen_kinds(kinds: str | None) -> tuple[str, ...]:
+    """--kinds as a tuple of known families (all by default); an unknown one is an error naming the known."""
+    from oec.synth.modifiers import KINDS
+
     chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else tuple(KINDS)
     unknown = [k for k in chosen if k not in KINDS]
     if unknown:
         raise fail(f"--kinds: unknown {', '.join(unknown)}; known: {', '.join(KINDS)}")
+    return chosen
+
+
+def _sources(repo_dirs: list[Path] | None, bundled: bool) -> list[Path]:
+    """The repositories to synthesize from: those named, plus the bundled projects with --bundled."""
     sources = [Path(p) for p in repo_dirs or []]
     if bundled:
         from oec.tasks.bundled import bundled_repos_dir
@@ -89,15 +135,17 @@ def synth_command(
     for source in sources:
         if not source.is_dir():
             raise fail(f"{source}: not a directory")
-    out_dir = out.parent
-    config = SynthConfig(kinds=chosen, seed=seed, max_candidates=max_candidates, concurrency=concurrency,
-                         test_cmd=test_cmd, python_env=python_env, isolation=isolation,  # type: ignore[arg-type]
-                         writer=writer, commit=commit, timeout_s=timeout)
-    state = StateFile(out_dir / (out.name + ".state.jsonl"))
+    return sources
+
+
+def _synth_all(sources: list[Path], out_dir: Path, config: object, state: object) -> list:
+    """Synthesize from each repository in turn, one progress bar each; Ctrl-C keeps what finished."""
+    from oec.synth.runner import synth_repo
+
     results = []
-    started = time.monotonic()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("valid {task.fields[valid]}"),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("valid {task.fields[valid]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
         for source in sources:
             bar = progress.add_task(f"{source.name}: preparing", total=None, valid=0)
 
@@ -112,58 +160,49 @@ def synth_command(
                 results.append(synth_repo(source, out_dir, config, state, on_start=on_start, on_done=on_done))
             except KeyboardInterrupt:
                 console.print(f"[yellow]interrupted: finished candidates are in {state.path}; rerun to continue[/]")
-                raise typer.Exit(130)
+                raise typer.Exit(130) from None
             except Exception as exc:
                 raise fail(f"{source}: {exc}") from exc
-    rows = [row for result in results for row in result.rows]
-    _write_jsonl([row.model_dump(exclude_none=True) for row in rows], out)
-    elapsed = time.monotonic() - started
+    return results
 
-    table = Table(title="oec synth: candidates by kind")
-    reasons = [r for r in DROP_REASONS if any(o.status == r for res in results for o in res.outcomes)]
-    for column in ("kind", "candidates", "valid", "kept", *reasons):
-        table.add_column(column, justify="right" if column != "kind" else "left")
-    totals: Counter = Counter()
-    per_kind: dict[str, Counter] = {}
-    for result in results:
-        for kind, counter in result.by_kind().items():
-            per_kind.setdefault(kind, Counter()).update(counter)
-    for kind in [k for k in KINDS if k in per_kind]:
-        counter = per_kind[kind]
+
+class _Counts:
+    """Candidates by kind and outcome over every repository: the summary table and the report's numbers."""
+
+    def __init__(self, per_kind: dict[str, Counter], generation: Counter, reused: int) -> None:
+        from oec.synth.validate import DROP_REASONS
+
+        self.per_kind, self.generation, self.reused = per_kind, generation, reused
+        self.all_reasons = DROP_REASONS
+        self.totals: Counter = sum(per_kind.values(), Counter())
+        self.candidates = sum(self.totals.values())
+        self.reasons = [r for r in DROP_REASONS if self.totals[r]]
+
+    @classmethod
+    def of(cls, results: list) -> "_Counts":
+        per_kind: dict[str, Counter] = {}
+        generation: Counter = Counter()
+        for result in results:
+            for kind, counter in result.by_kind().items():
+                per_kind.setdefault(kind, Counter()).update(counter)
+            generation.update(result.generation)
+        return cls(per_kind, generation, sum(r.reused for r in results))
+
+    def table(self) -> Table:
+        from oec.synth.modifiers import KINDS
+
+        table = Table(title="oec synth: candidates by kind")
+        for column in ("kind", "candidates", "valid", "kept", *self.reasons):
+            table.add_column(column, justify="right" if column != "kind" else "left")
+        for kind in [k for k in KINDS if k in self.per_kind]:
+            table.add_row(kind, *self._cells(self.per_kind[kind]))
+        table.add_row("[bold]all[/]", *self._cells(self.totals))
+        return table
+
+    def _cells(self, counter: Counter) -> list[str]:
         n = sum(counter.values())
-        totals.update(counter)
-        table.add_row(kind, str(n), str(counter["valid"]), f"{counter['valid'] / n:.0%}" if n else "-",
-                      *(str(counter[r]) for r in reasons))
-    n = sum(totals.values())
-    table.add_row("[bold]all[/]", str(n), str(totals["valid"]), f"{totals['valid'] / n:.0%}" if n else "-",
-                  *(str(totals[r]) for r in reasons))
-    generation: Counter = Counter()
-    for result in results:
-        generation.update(result.generation)
-    reused = sum(r.reused for r in results)
-    validated = n - reused
-    validated_s = sum(r.validated_seconds for r in results)
-    table.caption = (f"not run: {dict(generation) or 'none'} (same diff twice, or no longer compiles); "
-                     f"{reused} outcome(s) reused from {state.path.name}")
-    console.print(table, width=max(console.width, 132))
-    rate = sum(r.new_valid for r in results) / (elapsed / 60) if elapsed else 0.0
-    spread = difficulty_spread(rows)
-    console.print(f"difficulty spread: F2P tests {spread['fail_to_pass']}; lines changed {spread['lines_changed']}",
-                  soft_wrap=True)
-    console.print(f"{len(rows)} task(s) -> {out}; bug commits in {out_dir / 'repos'} "
-                  f"(grade with --repos {out_dir / 'repos'}); {elapsed:.0f}s, {validated} candidate(s) validated"
-                  + (f" ({validated / validated_s * 60:.0f}/min)" if validated and validated_s else "")
-                  + f", {rate:.1f} new task(s)/min overall", soft_wrap=True)
-    report = {
-        "tasks": len(rows), "candidates": n, "valid": totals["valid"], "reused": reused,
-        "dropped": {r: totals[r] for r in DROP_REASONS if totals[r]}, "not_run": dict(generation),
-        "per_kind": {k: dict(v) for k, v in per_kind.items()}, "difficulty": spread,
-        "seconds": round(elapsed, 1), "tasks_per_minute": round(rate, 2), "validation_seconds": round(validated_s, 1), "validated": validated,
-        "repos": [{"repo": r.repo, "path": str(r.repo_path), "clean_commit": r.baseline.commit,
-                   "tests_passing": len(r.baseline.passing), "flaky": r.baseline.flaky,
-                   "clean_run_s": r.baseline.duration_s} for r in results],
-    }
-    (out_dir / (out.name + ".report.json")).write_text(json.dumps(report, indent=1), encoding="utf-8")
+        return [str(n), str(counter["valid"]), f"{counter['valid'] / n:.0%}" if n else "-",
+                *(str(counter[r]) for r in self.reasons)]
 
 
 def synth_split_command(
