@@ -13,15 +13,14 @@ only ever see rollouts that ran; they count the failed ones from here.
 
 from __future__ import annotations
 
-import os
 import re
-import threading
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from oec.appendlog import AppendLog
 from oec.collect.records import Trajectory
 
 ATTEMPTS = "attempts.jsonl"
@@ -70,20 +69,12 @@ class AttemptLog:
     """attempts.jsonl of a run directory: append-only, each line whole and durable before the next."""
 
     def __init__(self, folder: Path) -> None:
-        self.path = folder / ATTEMPTS
-        self._lock = threading.Lock()
+        self.log = AppendLog(folder / ATTEMPTS)
+        self.path = self.log.path
 
     def read(self) -> list[Attempt]:
-        """Every recorded attempt; a torn last line (a killed writer) is skipped."""
-        if not self.path.is_file():
-            return []
-        attempts = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                attempts.append(Attempt.model_validate_json(line))
-            except ValueError:
-                continue  # a line cut short by a kill: that attempt is simply not counted
-        return attempts
+        """Every recorded attempt; a torn last line (a killed writer) is skipped: that attempt is not counted."""
+        return self.log.read(Attempt.model_validate_json)
 
     def counts(self) -> Counter[str]:
         """Failed attempts per rollout id."""
@@ -91,10 +82,7 @@ class AttemptLog:
 
     def append(self, trajectory: Trajectory, attempt: int) -> Attempt:
         record = Attempt.of(trajectory, attempt)
-        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(record.model_dump_json() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        self.log.append(record.model_dump_json())
         return record
 
 

@@ -42,13 +42,12 @@ from oec.env.bash_state import STATE_FILE_NAME, stateful_script
 from oec.env.docker_shell import (
     bug_state_script,
     checkout_script,
-    checkpoint_script,
     diff_script,
     find_python_script,
     reap_script,
-    reset_script,
     wrap_command,
 )
+from oec.env.git_scripts import CheckpointSteps
 from oec.env.leftovers import pid_alive
 from oec.env.limits import SandboxLimits
 from oec.env.output import (  # the output cap both backends share: they truncate (and say so) alike
@@ -292,7 +291,7 @@ class _Watchdog:
         self._timer.cancel()
 
 
-class DockerSession:
+class DockerSession(CheckpointSteps):
     """A container of the task's image at base_commit: run commands, read the diff, close."""
 
     def __init__(self, task: Task, client: DockerClient, container: Any, *, image: str, limits: SandboxLimits,
@@ -412,14 +411,6 @@ class DockerSession:
         if code != 0:
             raise PatchUnavailable(f"git diff failed in {self.image}: {err.strip()[-500:] or out.strip()[-500:]}")
         return out
-
-    def checkpoint(self, message: str) -> None:
-        """Commit the tree so that `reset` comes back here (diff() still compares to base_commit)."""
-        self._check(checkpoint_script(message), "git commit")
-
-    def reset(self) -> None:
-        """Back to the last checkpoint (base_commit if none)."""
-        self._check(reset_script(), "git reset")
 
     def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
         """Write a file into the container (parents created), e.g. a patch to apply.

@@ -69,3 +69,19 @@ def checkpoint_script(message: str) -> str:
 def reset_script() -> str:
     """Back to the last checkpoint (between patch application attempts)."""
     return f"{GIT_ENV}\n{GIT} reset --quiet --hard HEAD && {GIT} clean -fdq"
+
+
+class CheckpointSteps:
+    """`checkpoint` and `reset` for a session that runs oec's own git with `_check(script, what)` (both
+    backends do: in the sandbox, or in the container), so grading can try a patch and start over."""
+
+    def _check(self, script: str, what: str) -> object:
+        raise NotImplementedError
+
+    def checkpoint(self, message: str) -> None:
+        """Commit the tree so that `reset` comes back here (diff() still compares to base_commit)."""
+        self._check(checkpoint_script(message), "git commit")
+
+    def reset(self) -> None:
+        """Back to the last checkpoint (base_commit if none)."""
+        self._check(reset_script(), "git reset")

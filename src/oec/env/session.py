@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal, Union
 
 from oec.agent.tools import EDITOR_SCRIPT
 from oec.env.bash_state import STATE_FILE_NAME, stateful_script
-from oec.env.git_scripts import checkpoint_script, diff_script, reset_script
+from oec.env.git_scripts import CheckpointSteps, diff_script
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import (
     CommandResult,
@@ -44,7 +44,7 @@ TOOL_FILES = (_EDITOR_SCRIPT, PYTEST_REPORT_PLUGIN)
 TRUSTED_TIMEOUT_S = 600.0
 
 
-class EnvSession:
+class EnvSession(CheckpointSteps):
     """Start from the task's repo at base_commit, run commands, read the diff, close."""
 
     def __init__(self, task: Task, workspace: Workspace, sandbox: Sandbox) -> None:
@@ -115,14 +115,6 @@ class EnvSession:
         if code != 0:
             raise PatchUnavailable(f"the workspace's git cannot diff (exit {code}): {err.strip()[-500:]}")
         return out
-
-    def checkpoint(self, message: str) -> None:
-        """Commit the tree so that a failed patch attempt resets to here (grading)."""
-        self._check(checkpoint_script(message), "git commit")
-
-    def reset(self) -> None:
-        """Back to the last checkpoint (base_commit if none)."""
-        self._check(reset_script(), "git reset")
 
     def exec_trusted(self, script: str) -> tuple[int, str, str]:
         """Run oec's own shell in the sandbox: (exit code, stdout whole, stderr)."""

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import threading
 import zlib
 from dataclasses import asdict
 from pathlib import Path
 
+from oec.appendlog import AppendLog
 from oec.synth.validate import Outcome
 
 __all__ = ["StateFile", "pack_content", "unpack_content"]
@@ -33,21 +32,12 @@ class StateFile:
     """Append-only JSONL of {"repo", "commit", "test_cmd", "outcome", "content"?} records."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
+        self.log = AppendLog(path)
+        self.path = self.log.path
 
     def load(self) -> list[dict]:
-        if not self.path.is_file():
-            return []
-        records = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the torn last line of a killed run
-            if isinstance(record, dict) and isinstance(record.get("outcome"), dict):
-                records.append(record)
-        return records
+        """Every outcome recorded so far (a torn last line of a killed run is skipped)."""
+        return self.log.read(_outcome_record)
 
     def done(self, repo: str, commit: str, test_cmd: str) -> dict[str, dict]:
         """Outcomes already recorded for this repository, clean commit and test command, by candidate id."""
@@ -58,18 +48,9 @@ class StateFile:
         record = {"repo": repo, "commit": commit, "test_cmd": test_cmd, "outcome": asdict(outcome)}
         if content is not None:
             record["content"] = pack_content(content)
-        line = json.dumps(record, sort_keys=True) + "\n"
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as handle:
-                # a killed run left a torn line without its newline: start on a line of our own
-                if handle.tell() > 0 and not self._ends_with_newline():
-                    handle.write("\n")
-                handle.write(line)
-                handle.flush()
-                os.fsync(handle.fileno())
+        self.log.append(json.dumps(record, sort_keys=True))
 
-    def _ends_with_newline(self) -> bool:
-        with open(self.path, "rb") as handle:
-            handle.seek(-1, os.SEEK_END)
-            return handle.read(1) == b"\n"
+
+def _outcome_record(line: str) -> dict | None:
+    record = json.loads(line)
+    return record if isinstance(record, dict) and isinstance(record.get("outcome"), dict) else None
