@@ -70,6 +70,7 @@ class AnthropicModel(ApiModel):
     sdk = anthropic
     client_class = "AsyncAnthropic"
     api_key_env = "ANTHROPIC_API_KEY"
+    error_tag = "type"  # {"type": "error", "error": {"type", "message"}}
 
     def __init__(self, model: str, options: ModelOptions | None = None, *, client: Any | None = None) -> None:
         if options is not None and "temperature" in options.model_fields_set:
@@ -123,13 +124,3 @@ class AnthropicModel(ApiModel):
                           usage=Usage(prompt_tokens=prompt, completion_tokens=out, cost_usd=cost),
                           model=field_of(response, "model") or self.name,
                           finish_reason=field_of(response, "stop_reason"))
-
-    @staticmethod
-    def error_text(exc: anthropic.APIStatusError) -> str:
-        """The server's message ({"type": "error", "error": {"type", "message"}}), else the SDK's."""
-        body = exc.body
-        if isinstance(body, dict):
-            err = body.get("error", body)
-            if isinstance(err, dict) and err.get("message"):
-                return f"{err['message']}" + (f" [{err['type']}]" if err.get("type") else "")
-        return str(exc.message or exc)

@@ -52,6 +52,7 @@ class ApiModel:
     sdk: ClassVar[ModuleType]        # openai or anthropic
     client_class: ClassVar[str]      # its async client, e.g. "AsyncOpenAI"
     api_key_env: ClassVar[str]       # where the API key comes from unless options name one
+    error_tag: ClassVar[str] = "code"  # the field of an error body that names the kind of error
 
     def __init__(self, model: str, options: ModelOptions | None = None, *, client: Any | None = None) -> None:
         self.options = options or ModelOptions()
@@ -79,10 +80,19 @@ class ApiModel:
         """The Completion in a response; raise TransientError("bad_response", ...) for one we cannot use."""
         raise NotImplementedError
 
-    @staticmethod
-    def error_text(exc: Any) -> str:
-        """The server's own message in an APIStatusError."""
-        raise NotImplementedError
+    @classmethod
+    def error_text(cls, exc: Any) -> str:
+        """The server's own message in an APIStatusError: both APIs nest it as {"error": {"message", ...}},
+        with the kind of error under `error_tag`; else the SDK's message."""
+        body = exc.body
+        if isinstance(body, dict):
+            err = body.get("error", body)
+            if isinstance(err, dict) and err.get("message"):
+                tag = err.get(cls.error_tag)
+                return f"{err['message']}" + (f" [{tag}]" if tag else "")
+            if isinstance(err, str):
+                return err
+        return str(exc.message or exc)
 
     async def complete(self, messages: list[Message], tools: list[ToolSpec] | None = None) -> Completion:
         body = self.request_body(messages, tools)

@@ -127,18 +127,5 @@ class OpenAIModel(ApiModel):
             shown = ", ".join(served[:10]) + (f" and {len(served) - 10} more" if len(served) > 10 else "")
             raise PreflightError(self.where(), f"the server does not serve {self.name!r}; it serves: {shown}")
 
-    @staticmethod
-    def error_text(exc: openai.APIStatusError) -> str:
-        """The server's error message (OpenAI nests it in {"error": {"message"}}), else the SDK's."""
-        body = exc.body
-        if isinstance(body, dict):
-            err = body.get("error", body)
-            if isinstance(err, dict) and err.get("message"):
-                code = err.get("code")
-                return f"{err['message']}" + (f" [{code}]" if code else "")
-            if isinstance(err, str):
-                return err
-        return str(exc.message or exc)
-
 
 __all__ = ["OpenAIModel", "to_openai_messages", "to_openai_tools", "parse_tool_arguments"]
