@@ -88,13 +88,21 @@ class Cgroup:
             child.mkdir()
         except OSError:
             return None
-        group = cls([child])
+        group = cls._with_pids_limit(child, limits)
+        if group is None:
+            return None
+        group.memory_limited = _set_memory(child, "memory.max", "memory.swap.max", "0", limits)
+        return group
+
+    @classmethod
+    def _with_pids_limit(cls, folder: Path, limits: SandboxLimits) -> Cgroup | None:
+        """A group of `folder` whose pids.max is set; None (and the folder removed) if it cannot be set."""
+        group = cls([folder])
         try:
-            _write(child / "pids.max", str(limits.max_processes))
+            _write(folder / "pids.max", str(limits.max_processes))
         except OSError:
             group.remove()
             return None
-        group.memory_limited = _set_memory(child, "memory.max", "memory.swap.max", "0", limits)
         return group
 
     @classmethod
@@ -102,11 +110,8 @@ class Cgroup:
         pids_dir = cls._make_v1_dir("pids", own, name)
         if pids_dir is None:
             return None
-        group = cls([pids_dir])
-        try:
-            _write(pids_dir / "pids.max", str(limits.max_processes))
-        except OSError:
-            group.remove()
+        group = cls._with_pids_limit(pids_dir, limits)
+        if group is None:
             return None
         memory_dir = cls._make_v1_dir("memory", own, name)
         if memory_dir is not None:
