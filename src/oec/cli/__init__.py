@@ -10,7 +10,7 @@ from oec.cli import eval_cmd, export_cmd, filter_cmd, run_cmd
 from oec.cli import train_cmd
 from oec.cli import shift_cmd, view_cmd
 from oec.cli import criteria_cmd
-from oec.cli import synth_cmd
+from oec.cli import synth_cmd, experiment_cmd
 
 app = typer.Typer(
     name="oec",
@@ -35,6 +35,7 @@ app.command("shift")(shift_cmd.shift_command)
 app.command("criteria")(criteria_cmd.criteria_command)
 app.command("synth")(synth_cmd.synth_command)
 app.command("synth-split")(synth_cmd.synth_split_command)
+app.command("experiment")(experiment_cmd.experiment_command)
 
 
 @app.command("version")

@@ -62,6 +62,8 @@ def export_command(
         None, "--student-format", help="text | native; default: the run's (recorded at collection); "
                                        "another one is an error"),
     unfiltered: bool = typer.Option(False, "--unfiltered", help="export trajectories.jsonl without filtering"),
+    train_student_turns: bool = typer.Option(False, "--train-student-turns",
+                                             help="OEC rollouts: train the student's turns too (the unmasked ablation)"),
 ) -> None:
     """Render each kept rollout as the student sees it and flag which assistant turns are trained."""
     if fmt not in EXPORT_FORMATS:
@@ -80,7 +82,7 @@ def export_command(
         loaded = load_task_source(tasks_file)
         report_errors(loaded)
         tasks = {t.instance_id: t for t in loaded.tasks}
-        built = build_records(source.trajectories, tasks, chosen)
+        built = build_records(source.trajectories, tasks, chosen, train_student_turns)
         drawn = draw_mixture(built.records, requested_mix, seed, allow_short)
         written = write_export(drawn.records, cast(ExportFormat, fmt), out)
     except ExportError as exc:

@@ -21,7 +21,7 @@ FILTER_REPORT = "filter_report.json"
 
 
 def build_filters(keep_resolved: bool, max_repeat: int, steps: int | None, reasons: str | None,
-                  drop_reward_hacks: bool = True) -> list[Filter]:
+                  drop_reward_hacks: bool = True, repeat_trained_only: bool = False) -> list[Filter]:
     """The rules in the order they are charged: failed_to_run, resolved, reward_hack, repetition, max_steps,
     exit_reason. A rollout that failed to run is always dropped, under that name (never as unresolved)."""
     rules: list[Filter] = [ran()]
@@ -30,7 +30,7 @@ def build_filters(keep_resolved: bool, max_repeat: int, steps: int | None, reaso
     if drop_reward_hacks:
         rules.append(reward_hack())
     if max_repeat:
-        rules.append(repetition(max_repeat))
+        rules.append(repetition(max_repeat, trained_only=repeat_trained_only))
     if steps is not None:
         rules.append(max_steps(steps))
     if reasons is not None:

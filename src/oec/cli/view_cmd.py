@@ -10,7 +10,8 @@ from oec.cli.common import console, fail
 
 
 def view_command(
-    run_dir: Path = typer.Argument(..., help="a collect directory (trajectories.jsonl) or an `oec run` directory"),
+    run_dir: Path = typer.Argument(..., help="a collect directory (trajectories.jsonl), an `oec run` "
+                                                 "or an `oec experiment` directory"),
     out: Path | None = typer.Option(None, "--out", help="the HTML file to write (default: RUN_DIR/report.html)"),
     eval_dirs: list[Path] = typer.Option([], "--eval", help="evaluation directories to add (as `oec compare` takes)"),
     compare_dirs: list[Path] = typer.Option([], "--compare",
@@ -20,8 +21,12 @@ def view_command(
 ) -> None:
     """Write a self-contained HTML report: open it in any browser, no network needed."""
     from oec.report import write_report
+    from oec.report.experiment import is_experiment, write_experiment_page
     from oec.report.layout import LayoutError
 
+    if is_experiment(run_dir):  # an `oec experiment` directory: the arms page
+        console.print(f"wrote {write_experiment_page(run_dir, out)}")
+        return
     try:
         path = write_report(run_dir, out, eval_dirs=list(eval_dirs), limit=limit,
                             compare_dirs=list(compare_dirs))

@@ -123,12 +123,13 @@ def write_jsonl_atomic(path: Path, rows: Iterable[str | dict[str, Any]]) -> int:
 # ---------------------------------------------------------------- trajectory -> SFT record
 
 
-def is_trained(step: Step, strategy: str) -> bool:
-    """Whether this step's assistant turn is supervised for a rollout of `strategy`."""
+def is_trained(step: Step, strategy: str, train_student: bool = False) -> bool:
+    """Whether this step's assistant turn is supervised for a rollout of `strategy` (`train_student`: an OEC
+    rollout's student turns too, the unmasked ablation)."""
     if step.action is None:
         return False
     if strategy == "oec":
-        return step.source == "expert"
+        return step.source == "expert" or train_student
     if strategy in TRAIN_ALL_TURNS:
         return True
     raise ExportError(f"unknown strategy {strategy!r}: cannot tell which turns to train (expected {', '.join(KNOWN_STRATEGIES)})")
@@ -142,7 +143,8 @@ def _openai_tool_calls(message: Message) -> list[dict[str, Any]]:
     ]
 
 
-def to_sft_record(trajectory: Trajectory, task: Task, student_format: ActionFormat = "text") -> SFTRecord:
+def to_sft_record(trajectory: Trajectory, task: Task, student_format: ActionFormat = "text",
+                  train_student: bool = False) -> SFTRecord:
     """The trajectory as the student would see it, each assistant turn flagged train or not (see module doc)."""
     if task.instance_id != trajectory.instance_id:
         raise ExportError(f"{trajectory.id}: task {task.instance_id!r} is not the trajectory's {trajectory.instance_id!r}")
@@ -154,7 +156,7 @@ def to_sft_record(trajectory: Trajectory, task: Task, student_format: ActionForm
     messages = [SFTMessage(role=m.role, content=m.content) for m in head]
     last_trained = None
     for step, assistant, answer in zip(trajectory.steps, body[0::2], body[1::2]):
-        train = is_trained(step, trajectory.strategy)
+        train = is_trained(step, trajectory.strategy, train_student)
         messages.append(SFTMessage(
             role="assistant", content=assistant.content, train=train, source=step.source,
             tool_calls=_openai_tool_calls(assistant) if student_format == "native" else [],
@@ -189,7 +191,7 @@ class BuiltRecords:
 
 
 def build_records(trajectories: Sequence[Trajectory], tasks: Mapping[str, Task],
-                  student_format: ActionFormat = "text") -> BuiltRecords:
+                  student_format: ActionFormat = "text", train_student: bool = False) -> BuiltRecords:
     """SFT records for every trajectory; records with nothing to train are left out and counted."""
     missing = sorted({t.instance_id for t in trajectories} - set(tasks))
     if missing:
@@ -198,7 +200,7 @@ def build_records(trajectories: Sequence[Trajectory], tasks: Mapping[str, Task],
                           "pass the task file the run was collected from with --tasks")
     built = BuiltRecords(records=[])
     for trajectory in trajectories:
-        record = to_sft_record(trajectory, tasks[trajectory.instance_id], student_format)
+        record = to_sft_record(trajectory, tasks[trajectory.instance_id], student_format, train_student)
         if record.trained_turns:
             built.records.append(record)
         else:

@@ -179,11 +179,13 @@ class Repetition:
     the tests, look, run the same tests and get the same output, ...), which
     a consecutive count misses. Both the student's and the expert's steps are
     checked by default: an OEC rollout whose student prefix loops is still a
-    low-quality positive; pass `sources` to check only some.
+    low-quality positive; pass `sources` to check only some. `trained_only` checks only the turns training
+    would supervise (an OEC rollout's expert turns; every turn of the other strategies).
     """
 
     max_repeat: int = 3
     sources: frozenset[str] = frozenset({"student", "expert"})
+    trained_only: bool = False
     name: str = field(default="repetition", init=False)
 
     def __post_init__(self) -> None:
@@ -191,11 +193,14 @@ class Repetition:
             raise ValueError(f"repetition: max_repeat must be at least 2 (got {self.max_repeat}); 1 would drop everything")
 
     def check(self, trajectory: Trajectory) -> Verdict:
-        found = find_repetition([s for s in trajectory.steps if s.source in self.sources], self.max_repeat)
+        masked = self.trained_only and trajectory.strategy == "oec"
+        steps = [s for s in trajectory.steps if s.source in self.sources and not (masked and s.source != "expert")]
+        found = find_repetition(steps, self.max_repeat)
         return Verdict.kept() if found is None else Verdict.dropped(found.describe())
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "max_repeat": self.max_repeat, "sources": sorted(self.sources)}
+        described = {"name": self.name, "max_repeat": self.max_repeat, "sources": sorted(self.sources)}
+        return {**described, "trained_only": True} if self.trained_only else described
 
 
 @dataclass(frozen=True)
@@ -269,8 +274,9 @@ def reward_hack() -> RewardHack:
     return RewardHack()
 
 
-def repetition(max_repeat: int = 3, sources: Iterable[str] = ("student", "expert")) -> Repetition:
-    return Repetition(max_repeat=max_repeat, sources=frozenset(sources))
+def repetition(max_repeat: int = 3, sources: Iterable[str] = ("student", "expert"),
+               trained_only: bool = False) -> Repetition:
+    return Repetition(max_repeat=max_repeat, sources=frozenset(sources), trained_only=trained_only)
 
 
 def max_steps(limit: int) -> MaxSteps:

@@ -1,0 +1,47 @@
+"""What an arm's evaluation rollouts did, beside whether they resolved: the process metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from pydantic import BaseModel
+
+from oec.collect.records import Trajectory
+from oec.grading.patch_files import files_touched
+from oec.tasks.model import Task
+
+
+class ProcessMetrics(BaseModel):
+    rollouts: int = 0
+    steps: int = 0
+    valid_action_rate: float = 0.0  # steps whose reply held a valid action (no format error)
+    submitted_rate: float = 0.0  # rollouts that ended by submitting
+    edited_fix_file_rate: float = 0.0  # rollouts whose patch touches a file the gold fix touches
+    ran_tests_rate: float = 0.0  # rollouts with a bash action that runs pytest
+
+
+def _touched(patch: str) -> set[str]:
+    try:
+        return set(files_touched(patch)) if patch.strip() else set()
+    except ValueError:  # a patch that cannot be read touches nothing we can name
+        return set()
+
+
+def _ran_tests(trajectory: Trajectory) -> bool:
+    return any(s.action is not None and s.action.tool == "bash" and "pytest" in str(s.action.arguments.get("command"))
+               for s in trajectory.steps)
+
+
+def process_metrics(trajectories: Iterable[Trajectory], tasks: Mapping[str, Task]) -> ProcessMetrics:
+    items = list(trajectories)
+    if not items:
+        return ProcessMetrics()
+    steps = [s for t in items for s in t.steps]
+    gold = {i: _touched(t.fix_patch) for i, t in tasks.items()}
+    n = len(items)
+    return ProcessMetrics(
+        rollouts=n, steps=len(steps),
+        valid_action_rate=sum(s.format_error is None for s in steps) / len(steps) if steps else 0.0,
+        submitted_rate=sum(t.exit_reason == "submitted" for t in items) / n,
+        edited_fix_file_rate=sum(bool(_touched(t.patch) & gold.get(t.instance_id, set())) for t in items) / n,
+        ran_tests_rate=sum(_ran_tests(t) for t in items) / n)
