@@ -217,3 +217,28 @@ def test_unmasked_export_trains_the_student_turns_too() -> None:
     trained = lambda r: [m.source for m in r.messages if m.role == "assistant" and m.train]  # noqa: E731
     assert trained(masked) == ["expert", "expert"]
     assert trained(unmasked) == ["student"] * 3 + ["expert"] * 2
+
+
+def test_budgets_equal_trajectories_or_equal_expert_calls() -> None:
+    from oec.collect.records import ModelUsage, Trajectory
+    from oec.experiment.arms import ARMS
+    from oec.experiment.config import ExperimentConfig
+    from oec.experiment.runner import ArmData, apply_budget
+
+    def rollouts(strategy: str, n: int, calls: int) -> list[Trajectory]:
+        usage = {"expert": ModelUsage(spec="oracle", calls=calls)} if calls else {}
+        return [Trajectory(id=f"t/{strategy}/{i}", instance_id="t", strategy=strategy, sample_index=i, run_seed=0,
+                           seed=0, usage=usage, exit_reason="submitted") for i in range(n)]
+
+    def arms() -> dict[str, ArmData]:
+        return {"bc": ArmData(ARMS["bc"], rollouts("bc", 4, 5)), "oec": ArmData(ARMS["oec"], rollouts("oec", 6, 2)),
+                "on-policy": ArmData(ARMS["on-policy"], rollouts("on-policy", 3, 0))}
+
+    config = ExperimentConfig.model_validate({"tasks": {"held_out": "h.jsonl"}})
+    data = arms()
+    assert apply_budget(config, data) == {"mode": "trajectories", "trajectories": 3}
+    assert [len(d.used) for d in data.values()] == [3, 3, 3]
+    config = ExperimentConfig.model_validate({"tasks": {"held_out": "h.jsonl"}, "budget": {"mode": "expert_calls"}})
+    data = arms()
+    assert apply_budget(config, data) == {"mode": "expert_calls", "expert_calls": 12}  # oec's 6 x 2, the least
+    assert [len(d.used) for d in data.values()] == [2, 6, 3]  # bc: 2 x 5 <= 12; on-policy costs none

@@ -192,7 +192,7 @@ def _load_tasks(config: ExperimentConfig, out: Path) -> tuple[Path, Path, list, 
     train = load_tasks_strict(config.tasks.train or BUNDLED_TASKS_FILE)
     held_out = load_tasks_strict(config.tasks.held_out)
     overlap = sorted({t.instance_id for t in train} & {t.instance_id for t in held_out})
-    if overlap:
+    if overlap and config.tasks.train is not None:  # the bundled suite: its held-out tasks are left out
         raise ExperimentError(f"{config.tasks.held_out}: {len(overlap)} held-out task(s) also in the training "
                               f"tasks ({', '.join(overlap[:5])}); split them with `oec synth-split`")
     held_out_ids = {t.instance_id for t in held_out}

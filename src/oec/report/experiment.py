@@ -32,10 +32,11 @@ def arms_section(result: dict[str, Any]) -> str:
         e, p, d = row["eval"], row["process"], row.get("data") or {}
         rows.append([esc(row["arm"]), esc(row["model"]), _f(e["rate"]), f"[{_f(e['ci_low'])}, {_f(e['ci_high'])}]",
                      str(e["n"]), str(e["not_run"]), f"{d['used']} of {d['kept']}" if d else "-",
-                     str(d.get("expert_calls_used", "-")), _f(p["valid_action_rate"]), _f(p["submitted_rate"]),
+                     f"{d['expert_calls_used']} of {d['expert_calls_collected']}" if d else "-",
+                     _f(p["valid_action_rate"]), _f(p["submitted_rate"]),
                      _f(p["edited_fix_file_rate"]), _f(p["ran_tests_rate"])])
     header = ["arm", "model", "resolve rate", "95% Wilson", "n", "failed to run", "trajectories used",
-              "expert calls used", "valid actions", "submitted", "edited the fix's file", "ran tests"]
+              "expert calls used (of collected)", "valid actions", "submitted", "edited the fix's file", "ran tests"]
     return _table(header, rows, numeric=set(range(2, 12)))
 
 
