@@ -7,18 +7,30 @@ patch into the tree; it acts like a careful engineer, only through the
 agent's own tools (native tool calls, one per completion, with a short
 thought):
 
-1. inspect: ``git status --short && git diff <base> --stat``, from the
-   repository's top (the agent's bash keeps a student's ``cd``);
-2. if that shows changes, undo them (restore the named files from the base
-   commit, delete the stray ones; ``git reset --hard`` + ``git clean`` if the
-   named restore did not leave a clean tree);
-3. per file of the gold patch: view the region of the first hunk, then one
-   ``str_replace`` per hunk (``create`` for new files, ``rm`` for deleted
-   ones); when an edit does not apply as expected, view more context and
-   widen it, and as a last resort restore the file and ``git apply`` its part
-   of the gold patch, which always ends with the gold content;
-4. run the existing tests the task's tests live in;
-5. submit.
+1. inspect: ``git status --short``, from the repository's top (the agent's
+   bash keeps a student's ``cd``);
+2. if that shows changes, undo them (restore the named files from HEAD,
+   delete the stray ones; ``git reset --hard HEAD`` + ``git clean`` if the
+   named restore did not leave a clean tree). The one privileged exception:
+   when the conversation shows that an earlier call moved HEAD (a student's
+   ``git commit``, ``reset``, branch switch ...), HEAD is no longer the task's
+   start, so the inspection adds ``git diff <base> --stat`` and restores (and
+   the patch fallback below checks out) from the base commit instead;
+3. localise from what it can see: ``grep -rn NAME`` for the names the problem
+   statement gives (code spans, call-like words), and when no hit lands in a
+   file the fix touches, run the existing tests and read the traceback, and
+   last list the files; the gold patch only decides which of these leads to
+   follow;
+4. per file of the gold patch: view the region (from the lead's line when it
+   is near), then one ``str_replace`` per hunk whose lines the latest view
+   shows, quoting that line in its thought (``create`` for new files, ``rm``
+   for deleted ones); when an edit does not apply as expected, view more
+   context and widen it, and when the view does not show the expected lines
+   (a student changed the file, or committed a change), restore the file and
+   ``git apply`` its part of the gold patch, which always ends with the gold
+   content;
+5. run the existing tests the task's tests live in;
+6. submit.
 
 Every decision is made from the conversation it is handed: the only thing it
 reads is the observation of its own previous call (the last ``tool`` message),
@@ -30,7 +42,9 @@ makes the oracle submit no matter what it observes.
 
 from __future__ import annotations
 
+import builtins
 import json
+import keyword
 import re
 import shlex
 import time
@@ -195,8 +209,8 @@ class RepoState:
 
     @property
     def dirty(self) -> bool:
-        """Anything differs from the base commit (the diff would be non-empty)."""
-        return bool(self.stat or self.untracked or any(xy[0] == "A" for xy, _ in self.status))
+        """Anything differs from the commit compared with (a status line, or a stat line)."""
+        return bool(self.stat or self.status)
 
     @property
     def ambiguous(self) -> bool:
@@ -233,6 +247,49 @@ def _viewed_lines(observation: str) -> dict[int, str]:
         if match := _VIEW_LINE.match(line):
             found[int(match.group(1))] = match.group(2)
     return found
+
+
+_GREP_HIT = re.compile(r"^(?:\./)?([^:\n]+\.py):(\d+):", re.MULTILINE)
+
+
+def _grep_hits(observation: str | None) -> dict[str, list[int]]:
+    """Path -> line numbers from ``grep -rn`` output (``./path:line:text``)."""
+    hits: dict[str, list[int]] = {}
+    for match in _GREP_HIT.finditer(observation or ""):
+        hits.setdefault(match.group(1), []).append(int(match.group(2)))
+    return hits
+
+
+def _trace_lines(observation: str | None, path: str) -> list[int]:
+    """Line numbers a test run's output points at in `path` (``path:12:`` or ``File ".../path", line 12``)."""
+    pattern = re.compile(re.escape(path) + r'(?::|", line )(\d+)')
+    return [int(m.group(1)) for m in pattern.finditer(observation or "")]
+
+
+def _shown_at(observation: str | None, lines: tuple[str, ...]) -> int | None:
+    """The first line number where the editor's view in `observation` shows `lines` in a row, else None."""
+    viewed = _viewed_lines(observation or "")
+    for start in sorted(viewed):
+        if all(viewed.get(start + i) == line for i, line in enumerate(lines)):
+            return start
+    return None
+
+
+_CODE_SPAN = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+_CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]{2,})(?:\(|\.[A-Za-z_])")
+_IMPORTED = re.compile(r"^[>.\s]*(?:from|import)\s+([A-Za-z_]\w*)", re.MULTILINE)
+#: what a code span holds that is not a name to search for: string literals, a traceback's header
+_NOT_NAMES = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'|Traceback \(most recent call last\)")
+_PLAIN = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"self", "cls", "from", "import", "python"}
+
+
+def _statement_names(statement: str) -> list[str]:
+    """Code names the problem statement gives, in its order: words in code spans and call-like words."""
+    spans = " ".join(_NOT_NAMES.sub(" ", m.group(0)) for m in _CODE_SPAN.finditer(statement))
+    found = _NAME.findall(spans) + _CALL.findall(statement)
+    modules = set(_IMPORTED.findall(statement))  # a package name leads everywhere at once
+    return list(dict.fromkeys(n for n in found if n not in _PLAIN and n not in modules))
 
 
 def _edited(observation: str | None) -> bool:
@@ -285,12 +342,17 @@ def _test_files(task: Task) -> list[str]:
     return list(dict.fromkeys(p for p in named if p not in created))
 
 
+#: greps for names per file before the oracle falls back to the test run and the file list
+MAX_GREPS = 3
+
+
 def _script_bound(files: list[FileDiff]) -> int:
-    """Most calls the script can make: inspect + 2 restores + per file (with its fallback) + tests + submit."""
+    """Most calls the script can make: inspect + 2 restores + per file (leads, edits, fallback) + tests + submit."""
     per_file = 0
     for f in files:
-        per_hunk = 1 + 2 * len(WIDEN_MARGINS)  # the edit, then a view and a retry per widening round
-        per_file += 2 if f.kind in ("create", "delete", "patch") else 2 + per_hunk * len(f.hunks)
+        per_hunk = 2 + 2 * len(WIDEN_MARGINS)  # a view, the edit, then a view and a retry per widening round
+        leads = MAX_GREPS + 2  # greps, the test run, the file list
+        per_file += 2 if f.kind in ("create", "patch") else leads + 1 + per_hunk * len(f.hunks)
     return 1 + 2 + per_file + 1 + 1
 
 
@@ -323,6 +385,11 @@ class OracleModel:
         self._last: tuple[int, Completion] | None = None
         self._done = False
         self._tests_passed: bool | None = None  # None: no test run (yet)
+        self._names = _statement_names(task.problem_statement)
+        self._greps: dict[str, dict[str, list[int]]] = {}  # name grepped -> its hits
+        self._tests_run = False
+        #: what the tree is compared with and restored from: HEAD, unless the history shows a student moved it
+        self.ref = "HEAD"
 
     # -- Model protocol
 
@@ -334,6 +401,8 @@ class OracleModel:
         started = time.perf_counter()
         if self._last is not None and self._last[0] == len(messages):
             return self._last[1]  # the same conversation again: a retry, not a new turn
+        if self._script is None and _history_moved(messages):
+            self.ref = self.base  # commits on top of the task's start: only the base commit undoes them
         act = self._next(_last_observation(messages) if self._script is not None else None)
         self.calls += 1
         call = ToolCall(id=f"oracle_{self.calls}", name=act.tool, arguments=act.arguments)
@@ -374,11 +443,14 @@ class OracleModel:
     # -- the script: each `yield` is one tool call; it receives that call's observation
 
     def _plan(self) -> _Script:
-        base = self.base
         # a student may have left the shell in a subdirectory: every later command is relative to the top
-        inspect = f'cd "$(git rev-parse --show-toplevel)" && git status --short && git diff {base} --stat'
-        obs = yield _Act("Let me first check the state of the working tree against the base commit.",
-                         "bash", {"command": inspect})
+        inspect = 'cd "$(git rev-parse --show-toplevel)" && git status --short'
+        thought = "Let me first go to the repository's top and check whether the working tree has uncommitted changes."
+        if self.ref != "HEAD":
+            inspect += f" && git diff {self.ref} --stat"
+            thought = ("Earlier in this session the history was changed (a commit, reset or branch switch); let me "
+                       "go to the repository's top and compare the tree with the commit the task started from.")
+        obs = yield _Act(thought, "bash", {"command": inspect})
         yield from self._restore(obs)
         for diff in self.files:
             yield from self._apply(diff)
@@ -391,12 +463,12 @@ class OracleModel:
 
     def _restore(self, observation: str | None) -> _Script:
         """Undo whatever the tree holds beyond the base commit, by name when the listing allows."""
-        base = self.base
+        base = self.ref
         state = parse_repo_state(observation or "[no observation]")
         if not state.dirty and not state.unknown and not _failed_bash(observation):
             return
         robust = f"git reset -q --hard {base} && git clean -fdq && git status --short"
-        robust_act = _Act("I'll reset the tree to the base commit and remove untracked files, "
+        robust_act = _Act(f"I'll reset the tree to {self._ref_words} and remove untracked files, "
                           "so the fix starts from a clean state.", "bash", {"command": robust})
         listed = {p for _, p in state.status}
         committed = [p for p in state.stat if p not in listed]  # differs from base but not from HEAD
@@ -414,15 +486,20 @@ class OracleModel:
             parts.append("git rm -rfq -- " + " ".join(_q(p) for p in added))
         if untracked:
             parts.append("rm -rf -- " + " ".join(_q(p) for p in untracked))
-        parts += ["git status --short", f"git diff {base} --stat"]
+        parts += ["git status --short"] + ([f"git diff {base} --stat"] if base != "HEAD" else [])
         listing = tracked + added + untracked
         names = ", ".join(listing[:5]) + (f" and {len(listing) - 5} more" if len(listing) > 5 else "")
-        obs = yield _Act(f"There are leftover changes ({names}). I'll restore the changed files from the base "
-                         "commit and remove the new ones, so I start from a clean tree.",
+        obs = yield _Act(f"The listing shows leftover changes ({names}). I'll restore the changed files from "
+                         f"{self._ref_words} and remove the new ones, so I start from a clean tree.",
                          "bash", {"command": " && ".join(parts)})
         after = parse_repo_state(obs or "")
-        if _failed_bash(obs) or after.unknown or after.stat or after.untracked:
+        leftover = after.dirty if base == "HEAD" else after.stat or after.untracked  # vs base: HEAD may differ
+        if _failed_bash(obs) or after.unknown or leftover:
             yield robust_act
+
+    @property
+    def _ref_words(self) -> str:
+        return "the last commit" if self.ref == "HEAD" else "the commit the task started from"
 
     def _apply(self, diff: FileDiff) -> _Script:
         """Bring one file to its gold content."""
@@ -443,13 +520,19 @@ class OracleModel:
             yield self._patch_act(diff, f"The change to {path} is not a plain text edit; I'll apply it as a patch.")
             return
         hunks = [h.trimmed() for h in diff.hunks]
-        first = hunks[0]
-        obs = yield _Act(f"Let me look at the relevant part of {path}.", "str_replace_editor",
-                         {"command": "view", "path": path, "view_range": _around(first, VIEW_MARGIN)})
+        lead, lines = yield from self._locate(path)
+        obs: str | None = None
         total = len(hunks)
         for number, hunk in enumerate(hunks, 1):
             where = f" (change {number} of {total})" if total > 1 else ""
-            obs = yield _Act(_describe(path, hunk, where), "str_replace_editor",
+            if _shown_at(obs, hunk.old_lines) is None:
+                obs = yield self._view_act(path, hunk, lead if number == 1 else "", lines)
+            shown = _shown_at(obs, hunk.old_lines)
+            if shown is None:
+                yield self._patch_act(diff, f"The view does not show the code I expected in {path} (it has been "
+                                            "changed); I'll restore the file and apply the change to it as a patch.")
+                return
+            obs = yield _Act(_describe(path, hunk, where, shown), "str_replace_editor",
                              {"command": "str_replace", "path": path,
                               "old_str": hunk.old_text, "new_str": hunk.new_text})
             if _edited(obs) or (yield from self._widened_edit(path, hunk, where, obs)):
@@ -457,6 +540,58 @@ class OracleModel:
             yield self._patch_act(diff, f"The edit to {path} did not apply as expected; I'll restore the file "
                                         "and apply the whole change to it as a patch.")
             return
+
+    def _locate(self, path: str) -> Generator[_Act, str | None, tuple[str, list[int]]]:
+        """Find `path` from what can be seen: grep the statement's names, else the tests' traceback, else a listing.
+
+        Returns the lead (how the file was found, for the thoughts) and the line numbers it points at.
+        """
+        for name, hits in self._greps.items():
+            if path in hits:
+                return f"grep showed `{name}` in {path}", hits[path]
+        for name in self._grep_order(path)[:MAX_GREPS]:
+            obs = yield _Act(f"The issue mentions `{name}`; let me find where it is defined and used.",
+                             "bash", {"command": f"grep -rn {_q(name)} --include=*.py ."})
+            self._greps[name] = _grep_hits(obs)
+            if path in self._greps[name]:
+                return f"grep showed `{name}` in {path}", self._greps[name][path]
+        tests = _test_files(self.task)
+        if tests and not self._tests_run:
+            self._tests_run = True
+            command = shlex.join(["python", "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests])
+            obs = yield _Act("The names in the issue did not lead me to the code; let me run the existing "
+                             "tests and read the traceback.", "bash", {"command": command})
+            if lines := _trace_lines(obs, path):
+                return f"the traceback points at {path}", lines
+        yield _Act("Let me list the project's files to find the module the issue is about.",
+                   "bash", {"command": "git ls-files"})
+        return f"the file list shows {path}, the module the issue is about", []
+
+    def _grep_order(self, path: str) -> list[str]:
+        """The statement's names not grepped yet, those the change's text mentions first (the gold picks the lead)."""
+        diff = next((f.text for f in self.files if f.path == path), "")
+        text = "\n".join(line for line in diff.split("\n") if not line.startswith("+"))  # what grep can find now
+        fresh = [n for n in self._names if n not in self._greps]
+
+        def rank(name: str) -> int:
+            word = re.escape(name)
+            if re.search(rf"\b(?:def|class)\s+{word}\b", text):
+                return 0
+            return 1 if re.search(rf"\b{word}\b", text) else 2
+
+        return sorted(fresh, key=rank)
+
+    def _view_act(self, path: str, hunk: Hunk, lead: str, lines: list[int]) -> _Act:
+        """View the hunk's region, from the lead's line when it lies just above."""
+        start, end = _around(hunk, VIEW_MARGIN)
+        near = [n for n in lines if start - 40 <= n <= end]
+        if lead and near:
+            hit = min(max(n for n in near if n <= end), start)
+            return _Act(f"{lead} (line {max(near)}); let me read the code around it.", "str_replace_editor",
+                        {"command": "view", "path": path, "view_range": [hit, end]})
+        why = f"{lead}; let me read the relevant part." if lead else f"Let me look at the next part of {path}."
+        return _Act(why[0].upper() + why[1:], "str_replace_editor",
+                    {"command": "view", "path": path, "view_range": [start, end]})
 
     def _widened_edit(self, path: str, hunk: Hunk, where: str, obs: str | None) -> Generator[_Act, str | None, bool]:
         """After a "multiple occurrences" error: view around the spot, retry with that context; True if edited."""
@@ -469,7 +604,8 @@ class OracleModel:
             widened = _widen(hunk, _viewed_lines(obs or ""), margin)
             if widened is None:
                 return False
-            obs = yield _Act(f"Retry the edit in {path}{where} with more surrounding lines.", "str_replace_editor",
+            obs = yield _Act(f"The view shows lines {hunk.new_start - margin}-{hunk.new_start + len(hunk.old_lines) - 1 + margin} "
+                             f"of {path}; retry the edit{where} with those surrounding lines.", "str_replace_editor",
                              {"command": "str_replace", "path": path, "old_str": widened[0], "new_str": widened[1]})
             if _edited(obs):
                 return True
@@ -477,7 +613,7 @@ class OracleModel:
 
     def _patch_act(self, diff: FileDiff, thought: str) -> _Act:
         """The robust fallback: this file back to base (or gone), then its part of the gold patch applied."""
-        base = self.base
+        base = self.ref
         steps = []
         if diff.old_path is not None:
             steps.append(f"git checkout -q {base} -- {_q(diff.old_path)}")
@@ -489,10 +625,19 @@ class OracleModel:
         return _Act(thought, "bash", {"command": " && ".join(steps) + f"\n{diff.text}{delim}"})
 
 
-def _describe(path: str, hunk: Hunk, where: str) -> str:
-    """A short thought naming the edit: the changed line when there is one, else its size."""
+def _describe(path: str, hunk: Hunk, where: str, shown: int) -> str:
+    """A thought naming the evidence (the viewed line) and the edit: the changed line when there is one."""
     removed = [line for line in hunk.old_lines if line not in hunk.new_lines]
     added = [line for line in hunk.new_lines if line not in hunk.old_lines]
+    if removed:
+        at = shown + hunk.old_lines.index(removed[0])
+        seen = f"The view shows line {at} of {path}: `{removed[0].strip()[:100]}`. "
+    else:
+        seen = f"The view shows lines {shown}-{shown + len(hunk.old_lines) - 1} of {path}. "
+    return seen + _edit_words(path, removed, added, where)
+
+
+def _edit_words(path: str, removed: list[str], added: list[str], where: str) -> str:
     if len(removed) == 1 and len(added) == 1 and max(len(removed[0]), len(added[0])) <= 100:
         return f"In {path}{where}, change `{removed[0].strip()}` to `{added[0].strip()}`."
     if not removed and added:
@@ -528,6 +673,17 @@ def _widen(hunk: Hunk, viewed: dict[int, str], margin: int) -> tuple[str, str] |
     if not before and not after:
         return None
     return ("\n".join([*before, *hunk.old_lines, *after]), "\n".join([*before, *hunk.new_lines, *after]))
+
+
+_MOVES_HISTORY = re.compile(r"\bgit\s+(?:-\S+\s+)*(?:commit|reset|rebase|merge|cherry-pick|am|revert|pull|switch|"
+                            r"checkout\s+(?:-q\s+)?-[bB])\b")
+
+
+def _history_moved(messages: list[Message]) -> bool:
+    """Whether an earlier call in the conversation (a student's) ran a git command that moves HEAD."""
+    calls = (json.dumps(c.arguments) for m in messages if m.role == "assistant" for c in m.tool_calls)
+    texts = (m.content for m in messages if m.role == "assistant")
+    return any(_MOVES_HISTORY.search(text) for text in (*calls, *texts))
 
 
 def _last_observation(messages: list[Message]) -> str | None:

@@ -1,0 +1,113 @@
+"""The oracle as a teacher: it acts only on what its own observations show (issue 16, item 4).
+
+A privileged expert that jumps to the gold lines teaches a student actions it
+cannot infer. These tests run the oracle through the real episode path
+(`oec collect --strategy bc --expert oracle`) on the bundled suite and on a
+few synthesized tasks, and check every trajectory: each edit's old text was
+shown by an earlier observation, no action names the base commit or reads git
+history, and the rollout resolves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oec.agent.actions import Action
+from oec.agent.history import Step, render
+from oec.models.oracle import OracleProvider, _statement_names
+from oec.tasks.bundled import load_bundled_tasks
+from oec.tasks.loaders import load_tasks_strict
+
+OEC = [sys.executable, "-m", "oec"]
+_NUMBERED = re.compile(r"^ *\d+\t", re.MULTILINE)
+_HISTORY = re.compile(r"\bgit\s+(?:log|show|reflog|rev-list|blame|cat-file)\b|\bgit\s+diff\s+\S*[0-9a-f]{7,}")
+
+
+def _oec(*args: str) -> None:
+    done = subprocess.run([*OEC, *args], capture_output=True, text=True, timeout=600, env={**os.environ})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def _trajectories(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "trajectories.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _edits(step: dict) -> str | None:
+    """The text an editor edit replaces ("" for insert/create), or None when the step is no edit."""
+    action = step.get("action") or {}
+    args = action.get("arguments") or {}
+    if action.get("tool") != "str_replace_editor" or args.get("command") not in ("str_replace", "insert", "create"):
+        return None
+    return args.get("old_str", "") if args["command"] == "str_replace" else ""
+
+
+def assert_teaches(trajectory: dict, base_commit: str) -> None:
+    steps = trajectory["steps"]
+    assert trajectory["reward"]["resolved"], trajectory["instance_id"]
+    for i, step in enumerate(steps):
+        arguments = json.dumps((step.get("action") or {}).get("arguments") or {})
+        assert base_commit not in arguments and base_commit[:7] not in arguments, (i, arguments)
+        assert not _HISTORY.search(arguments), (i, arguments)
+        old = _edits(step)
+        if old:  # some earlier observation showed the lines it replaces (views stripped of their numbers)
+            seen = [_NUMBERED.sub("", s["observation"] or "") for s in steps[:i]]
+            assert any(old in text for text in seen), (trajectory["instance_id"], i, old)
+            assert step["thought"].startswith("The view shows"), step["thought"]  # it names its evidence
+
+
+@pytest.mark.slow
+def test_oracle_teaches_on_the_bundled_suite(tmp_path: Path) -> None:
+    tasks = {t.instance_id: t for t in load_bundled_tasks()}
+    _oec("collect", "--strategy", "bc", "--expert", "oracle", "--out", str(tmp_path / "run"), "--concurrency", "4")
+    trajectories = _trajectories(tmp_path / "run")
+    assert {t["instance_id"] for t in trajectories} == set(tasks)
+    for trajectory in trajectories:
+        assert_teaches(trajectory, tasks[trajectory["instance_id"]].base_commit)
+        commands = [json.dumps(s["action"]["arguments"]) for s in trajectory["steps"] if s.get("action")]
+        assert any("grep -rn" in c for c in commands)  # it localised from what it saw
+
+
+@pytest.mark.slow
+def test_oracle_teaches_on_synthesized_tasks(tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    _oec("synth", "--bundled", "--max", "3", "--out", str(out / "tasks.jsonl"))
+    tasks = {t.instance_id: t for t in load_tasks_strict(out / "tasks.jsonl")}
+    assert tasks
+    _oec("collect", str(out / "tasks.jsonl"), "--repos", str(out / "repos"), "--strategy", "bc",
+         "--expert", "oracle", "--out", str(tmp_path / "run"), "--concurrency", "4")
+    trajectories = _trajectories(tmp_path / "run")
+    assert {t["instance_id"] for t in trajectories} == set(tasks)
+    for trajectory in trajectories:
+        assert_teaches(trajectory, tasks[trajectory["instance_id"]].base_commit)
+
+
+def test_statement_names_are_code_names() -> None:
+    statement = ("`slugify` cuts one word too many:\n```python\n>>> from textkit import slugify\n"
+                 ">>> slugify('a b', max_length=11)\n```\nAlso RangeSet.remove() breaks.")
+    names = _statement_names(statement)
+    assert names[:2] == ["slugify", "max_length"] and "RangeSet" in names
+    assert "textkit" not in names and "from" not in names
+
+
+def test_only_a_history_that_moved_head_sends_the_oracle_to_the_base_commit() -> None:
+    task = load_bundled_tasks()[0]
+
+    def first_command(student_command: str | None) -> str:
+        model = OracleProvider().for_task(task)
+        steps = [] if student_command is None else [Step(
+            index=0, source="student", model="s", format="native", raw_text="", thought="",
+            action=Action(tool="bash", arguments={"command": student_command}), observation="")]
+        return asyncio.run(model.complete(render(task, steps, "native"))).tool_calls[0].arguments["command"]
+
+    for quiet in (None, "ls && git status", "git add -A", "git diff"):
+        assert task.base_commit not in first_command(quiet)
+    for moved in ("git add -A && git commit -qm wip", "git checkout -q -b wip", "git reset --hard HEAD~1"):
+        assert first_command(moved).endswith(f"git diff {task.base_commit} --stat")
