@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from oec.pipeline.config import (CollectSection, ConfigError, ExportSection, FilterSection, ModelsSection,
-                                 RunSection, TrainSection, _Section, tomllib)
+from oec.pipeline.config import (CollectSection, ExportSection, FilterSection, ModelsSection,
+                                 RunSection, TrainSection, _Section, read_config)
 from oec.experiment.arms import ARMS, ArmName
 
 
@@ -79,18 +79,7 @@ class ExperimentConfig(_Section):
 
 def load_experiment(path: Path) -> ExperimentConfig:
     """Read and validate an experiment config; errors name the file and the dotted field."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: config file not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    try:
-        config = ExperimentConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"field '{'.'.join(str(p) for p in e['loc']) or '(top)'}': {e['msg']}"
-                             for e in exc.errors())
-        raise ConfigError(f"{path}: {problems}") from exc
+    config = read_config(path, ExperimentConfig)
     base = path.parent
     for section, name in ((config.tasks, "train"), (config.tasks, "held_out"), (config.tasks, "repos")):
         value = getattr(section, name)

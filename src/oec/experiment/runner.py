@@ -34,7 +34,7 @@ from oec.collect.episode import EpisodeLimits
 from oec.collect.records import Trajectory
 from oec.collect.run_dir import TRAJECTORIES, RunDir
 from oec.collect.attempts import failed_to_run
-from oec.data.export import read_trajectories, write_jsonl_atomic, write_text_atomic
+from oec.data.export import read_trajectories, write_text_atomic
 from oec.data.filters import apply_filters
 from oec.eval.evaluate import EVAL_SUMMARY, evaluate, load_summary
 from oec.eval.stats import discordant, mcnemar_exact, paired_bootstrap

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -120,8 +120,12 @@ class ConfigError(ValueError):
     pass
 
 
-def load_config(path: Path) -> PipelineConfig:
-    """Read and validate a TOML config; errors name the file and the dotted field."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_config(path: Path, model: type[M]) -> M:
+    """Read a TOML file into `model`; errors name the file and the dotted field (shared by `oec run` and
+    `oec experiment`)."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -129,7 +133,13 @@ def load_config(path: Path) -> PipelineConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     try:
-        return PipelineConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"field '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"field '{'.'.join(str(p) for p in e['loc']) or '(top)'}': {e['msg']}"
+                             for e in exc.errors())
         raise ConfigError(f"{path}: {problems}") from exc
+
+
+def load_config(path: Path) -> PipelineConfig:
+    """Read and validate a pipeline config (see `read_config`)."""
+    return read_config(path, PipelineConfig)
