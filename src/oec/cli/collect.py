@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from oec import __version__
@@ -83,7 +84,7 @@ def summary_table(summary: CollectSummary) -> Table:
     caption = [f"{summary.skipped} already done and skipped"]
     if summary.failed:
         caption.append(f"{len(summary.failed_ids)} failed to run (not written; rerun to retry): "
-                       f"{failure_summary(summary.failed)}")
+                       f"{escape(failure_summary(summary.failed))}")
     if summary.gave_up:
         caption.append(f"{summary.gave_up} not tried again (failed to run --max-attempts times already)")
     table.caption = "; ".join(caption)

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import typer
 from typer.models import ArgumentInfo, OptionInfo
 from rich.console import Console
+from rich.markup import escape
 
 from oec.env.repos import RepoIndex
 from oec.tasks.loaders import LoadResult, load_tasks
@@ -18,7 +19,8 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> "typer.Exit":
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print `message` as an error (literally: it may quote a server, a task row or a file) and return the exit."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -36,7 +38,7 @@ def load_task_source(file: Path | None) -> LoadResult:
 
 def report_errors(result: LoadResult) -> None:
     for error in result.errors:
-        err_console.print(f"[red]bad task:[/] {error}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]bad task:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
 
 
 def repo_index(repos: Path | None) -> RepoIndex:
@@ -96,6 +98,6 @@ def warn_about_interpreters(tasks: list, env: str) -> None:
         return
     bare = [t.instance_id for t in tasks if not t.python_env and not t.repo.startswith("oec-bundled/")]
     if bare:
-        err_console.print(f"[yellow]{len(bare)} task(s) name no python_env (first: {bare[0]}): locally their "
+        err_console.print(f"[yellow]{len(bare)} task(s) name no python_env (first: {escape(bare[0])}): locally their "
                           "tests run under oec's own interpreter and packages; use --env docker (their images) "
                           "or give each a python_env[/]", highlight=False, soft_wrap=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+from rich.markup import escape
 
 from oec.cli.common import console, err_console, fail
 from oec.collect.executors import EXECUTORS, Executor, make_executor
@@ -185,7 +186,7 @@ def run_rollouts(run: Callable[[Executor, StopSignal], Awaitable[T]], options: R
     except CircuitOpen as exc:
         if on_interrupt is not None:
             on_interrupt(exc.summary)
-        err_console.print(f"[bold red]error:[/] {exc}. {len(exc.summary.finished)} rollout(s) finished and were "
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}. {len(exc.summary.finished)} rollout(s) finished and were "
                           f"kept; fix the cause and run the same command again: the {len(exc.summary.failed_ids)} "
                           "that failed are retried", highlight=False, soft_wrap=True)
         raise typer.Exit(BREAKER_EXIT_CODE) from None
