@@ -75,7 +75,7 @@ def _config(tmp_path: Path, **extra: str) -> Path:
     held_out = _tasks(tmp_path / "held.jsonl", ["oec-bundled__textkit-3", "oec-bundled__textkit-4"])
     config = tmp_path / "exp.toml"
     config.write_text(f"""
-arms = ["base", "bc", "oec", "oec-unmasked", "oec-repetition-all", "oec-repetition-trained"]
+arms = ["base", "bc", "on-policy", "oec", "oec-unmasked", "oec-repetition-all", "oec-repetition-trained"]
 [run]
 out = "{tmp_path / 'exp'}"
 seed = 1
@@ -101,6 +101,7 @@ max_calls = 6
 bootstrap = 500
 [eval_models]
 bc = "oracle"
+on-policy = "scripted:x-gives-up"
 oec = "scripted:x-gives-up"
 oec-unmasked = "scripted:x-flaky"
 oec-repetition-all = "scripted:x-gives-up"
@@ -146,7 +147,13 @@ def test_experiment_end_to_end_then_resumes_and_retries(tmp_path: Path) -> None:
     assert flaky["eval"]["not_run"] == 1 and flaky["eval"]["n"] == 3  # failed to run: not counted as unresolved
 
     # budgets: equal kept trajectories across trained arms; the ablations differ in what they kept
-    data = {r["arm"]: r["data"] for r in result["arms"] if r.get("data")}
+    # the scripted student never resolves: rejection sampling keeps nothing, so on-policy is reported as having
+    # no data (not trained, not evaluated, in no pair) and the other arms keep their budget
+    on_policy = _arm(result, "on-policy")
+    assert on_policy["data"]["collected"] == 6 and on_policy["data"]["kept"] == 0 and "eval" not in on_policy
+    assert "nothing to train on" in on_policy["no_data"] and result["budget"]["no_data"] == ["on-policy"]
+    assert not any("on-policy" in (p["a"], p["b"]) for p in result["pairs"])
+    data = {r["arm"]: r["data"] for r in result["arms"] if r.get("data") and r["arm"] != "on-policy"}
     assert result["budget"]["mode"] == "trajectories"
     assert {d["used"] for d in data.values()} == {result["budget"]["trajectories"]} and result["budget"]["trajectories"] > 0
     assert data["oec-repetition-all"]["kept"] < data["oec-repetition-trained"]["kept"] == data["oec"]["collected"]
@@ -181,6 +188,7 @@ def test_experiment_end_to_end_then_resumes_and_retries(tmp_path: Path) -> None:
     assert view.exit_code == 0, view.output
     page = (out / "report.html").read_text()
     assert "oec-repetition-trained" in page and "McNemar exact p" in page and "data:image/png" in page
+    assert "nothing to train on" in page and "supervised tokens" in page
 
 
 # ---------------------------------------------------------------- the hooks the ablations use
@@ -236,9 +244,19 @@ def test_budgets_equal_trajectories_or_equal_expert_calls() -> None:
 
     config = ExperimentConfig.model_validate({"tasks": {"held_out": "h.jsonl"}})
     data = arms()
-    assert apply_budget(config, data) == {"mode": "trajectories", "trajectories": 3}
+    assert apply_budget(config, data) == {"mode": "trajectories", "trajectories": 3, "no_data": []}
     assert [len(d.used) for d in data.values()] == [3, 3, 3]
     config = ExperimentConfig.model_validate({"tasks": {"held_out": "h.jsonl"}, "budget": {"mode": "expert_calls"}})
     data = arms()
-    assert apply_budget(config, data) == {"mode": "expert_calls", "expert_calls": 12}  # oec's 6 x 2, the least
+    assert apply_budget(config, data) == {"mode": "expert_calls", "expert_calls": 12, "no_data": []}  # oec's 6 x 2
     assert [len(d.used) for d in data.values()] == [2, 6, 3]  # bc: 2 x 5 <= 12; on-policy costs none
+
+    # a weak base student resolves nothing, so rejection sampling keeps nothing: that arm has no data, and the
+    # others are not cut to zero for it
+    for mode, key in (("trajectories", "trajectories"), ("expert_calls", "expert_calls")):
+        config = ExperimentConfig.model_validate({"tasks": {"held_out": "h.jsonl"}, "budget": {"mode": mode}})
+        data = arms()
+        data["on-policy"] = ArmData(ARMS["on-policy"], [])
+        budget = apply_budget(config, data)
+        assert budget["no_data"] == ["on-policy"] and budget[key] > 0
+        assert len(data["bc"].used) > 0 and len(data["oec"].used) > 0 and data["on-policy"].used == []

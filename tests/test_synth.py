@@ -287,6 +287,20 @@ def test_bundled_project_end_to_end(tmp_path):
     assert not fn(train) & fn(held)
     assert len(load_tasks(train).tasks) + len(load_tasks(held).tasks) == len(loaded.tasks)
 
+    # --locate (the easier family): the same validated bugs, reused from the state file, and each statement
+    # names the function and file, never the line or the change
+    located = runner.invoke(app, ["synth", str(bundled_repos_dir() / "oec-bundled__textkit"), "--out", str(out),
+                                  "--max", "10", "-j", "2", "--seed", "1", "--locate"])
+    assert located.exit_code == 0, located.output
+    again = load_tasks(out).tasks
+    assert [t.instance_id for t in again] == [t.instance_id for t in loaded.tasks]
+    for before, task in zip(loaded.tasks, again):
+        meta = task.model_extra["synth"]
+        assert task.problem_statement.startswith(before.problem_statement)
+        hint = task.problem_statement[len(before.problem_statement):]
+        assert f"`{meta['function'].rsplit('.', 1)[-1]}`" in hint and f"`{meta['file']}`" in hint
+        assert meta["statement"] == "template+location" and leaks_fix(task.problem_statement, task.patch) is None
+
 
 @pytest.mark.slow
 def test_stopped_run_resumes_without_redoing(tmp_path):

@@ -59,6 +59,8 @@ def synth_command(
                                     help="candidates validated at once"),
     writer: Optional[str] = typer.Option(None, "--writer", help="MODEL_SPEC that writes issue-style statements "
                                          "(default: a template from the failing tests)"),
+    locate: bool = typer.Option(False, "--locate", help="the statement also names the function and file the bug "
+                                "is in (an easier task family, for small students)"),
     python_env: Optional[str] = typer.Option(None, "--python-env", help="bin folder of the venv the tests need"),
     commit: str = typer.Option("HEAD", "--commit", help="the clean commit of each repository"),
     isolation: IsolationOption = "auto",
@@ -77,7 +79,7 @@ def synth_command(
     out_dir = out.parent
     config = SynthConfig(kinds=_chosen_kinds(kinds), seed=seed, max_candidates=max_candidates,
                          concurrency=concurrency, test_cmd=test_cmd, python_env=python_env,
-                         isolation=isolation, writer=writer, commit=commit, timeout_s=timeout)  # type: ignore[arg-type]
+                         isolation=isolation, writer=writer, locate=locate, commit=commit, timeout_s=timeout)  # type: ignore[arg-type]
     state = StateFile(out_dir / (out.name + ".state.jsonl"))
     started = time.monotonic()
     results = _synth_all(sources, out_dir, config, state)

@@ -92,16 +92,21 @@ def _filter_arms(config: ExperimentConfig, arms: list[Arm], collected: list[Traj
 
 
 def apply_budget(config: ExperimentConfig, data: dict[str, ArmData]) -> dict:
-    """Cut every arm's kept rollouts (in a seeded order) to the common budget; returns what the budget was."""
+    """Cut every arm's kept rollouts (in a seeded order) to the common budget; returns what the budget was.
+
+    An arm that kept nothing (on-policy rejection sampling when the base student never resolves a task) sets
+    no budget: it is reported as having no data, and the others are not cut to zero for it."""
     cap = config.budget.max_trajectories
+    funded = {name: d for name, d in data.items() if d.kept}
+    no_data = sorted(set(data) - set(funded))
     if config.budget.mode == "trajectories":
-        n = min([len(d.kept) for d in data.values()] + ([cap] if cap else []), default=0)
-        for d in data.values():
+        n = min([len(d.kept) for d in funded.values()] + ([cap] if cap else []), default=0)
+        for d in funded.values():
             d.used = d.kept[:n]
-        return {"mode": "trajectories", "trajectories": n}
-    costs = [_expert_calls(d.kept) for d in data.values() if _expert_calls(d.kept) > 0]
+        return {"mode": "trajectories", "trajectories": n, "no_data": no_data}
+    costs = [_expert_calls(d.kept) for d in funded.values() if _expert_calls(d.kept) > 0]
     calls = min(costs, default=0)
-    for d in data.values():
+    for d in funded.values():
         used, spent = [], 0
         for t in d.kept[:cap]:
             if spent + _expert_calls([t]) > calls:
@@ -109,7 +114,7 @@ def apply_budget(config: ExperimentConfig, data: dict[str, ArmData]) -> dict:
             used.append(t)
             spent += _expert_calls([t])
         d.used = used
-    return {"mode": "expert_calls", "expert_calls": calls}
+    return {"mode": "expert_calls", "expert_calls": calls, "no_data": no_data}
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -231,7 +236,7 @@ def run_experiment(config: ExperimentConfig, console: Console) -> dict:
         console.rule(f"arm {arm.name}")
         rows.append(_run_arm(config, arm, data.get(arm.name), collect_dir, train_file, held_out, held_out_file,
                              out, console))
-    outcomes = {arm.name: _outcomes(out / "arms" / arm.name / "eval") for arm in arms}
+    outcomes = {row["arm"]: _outcomes(out / "arms" / row["arm"] / "eval") for row in rows if "eval" in row}
     result = {"budget": budget, "train": config.train.model_dump(mode="json"),
               "eval": config.eval.model_dump(mode="json"), "held_out": str(held_out_file),
               "arms": rows, "pairs": paired_differences(outcomes, config.eval.bootstrap, config.run.seed)}
@@ -247,10 +252,15 @@ def _run_arm(config: ExperimentConfig, arm: Arm, d: ArmData | None, collect_dir:
     checkpoint, newer_than = None, held_out_file
     row: dict = {"arm": arm.name, "strategy": arm.strategy}
     if d is not None:
-        sft = _prepare_arm_data(config, d, collect_dir, arm_dir, train_file, console)
         row["data"] = {"collected": d.collected, "kept": len(d.kept), "used": len(d.used),
                        "expert_calls_collected": d.collected_expert_calls, "expert_calls_kept": _expert_calls(d.kept),
                        "expert_calls_used": _expert_calls(d.used), "filter": d.report}
+        if not d.used:
+            row["no_data"] = (f"kept {len(d.kept)} of {d.collected} collected rollouts: nothing to train on, "
+                              "not evaluated")
+            console.print(f"arm {arm.name}: {row['no_data']}")
+            return row
+        sft = _prepare_arm_data(config, d, collect_dir, arm_dir, train_file, console)
         newer_than = sft
         if not config.train.skip:
             checkpoint = _train(_pipeline_config(config, [arm.strategy]), sft, collect_dir, arm_dir, console)
@@ -273,7 +283,11 @@ def arms_table(result: dict) -> Table:
                    "valid actions", "submitted", "edited fix file", "ran tests"):
         table.add_column(column)
     for row in result["arms"]:
-        e, p, d = row["eval"], row["process"], row.get("data") or {}
+        d = row.get("data") or {}
+        if "eval" not in row:
+            table.add_row(row["arm"], "-", "-", "-", "-", "-", f"{d.get('kept', 0)}/0", "-", "no data", "", "", "")
+            continue
+        e, p = row["eval"], row["process"]
         table.add_row(row["arm"], str(e["n"]), str(e["resolved"]), f"{e['rate']:.3f}",
                       f"[{e['ci_low']:.3f}, {e['ci_high']:.3f}]", str(e["not_run"]),
                       f"{d['kept']}/{d['used']}" if d else "-", str(d.get("expert_calls_used", "-")),

@@ -29,15 +29,22 @@ def _f(value: float) -> str:
 def arms_section(result: dict[str, Any]) -> str:
     rows = []
     for row in result["arms"]:
-        e, p, d = row["eval"], row["process"], row.get("data") or {}
+        d, t = row.get("data") or {}, row.get("train") or {}
+        used = f"{d['used']} of {d['kept']}" if d else "-"
+        calls = f"{d['expert_calls_used']} of {d['expert_calls_collected']}" if d else "-"
+        if "eval" not in row:  # kept nothing to train on: reported, not evaluated
+            rows.append([esc(row["arm"]), esc(row.get("no_data", "no data")), "-", "-", "-", "-", used, calls, "-",
+                         "-", "-", "-", "-"])
+            continue
+        e, p = row["eval"], row["process"]
         rows.append([esc(row["arm"]), esc(row["model"]), _f(e["rate"]), f"[{_f(e['ci_low'])}, {_f(e['ci_high'])}]",
-                     str(e["n"]), str(e["not_run"]), f"{d['used']} of {d['kept']}" if d else "-",
-                     f"{d['expert_calls_used']} of {d['expert_calls_collected']}" if d else "-",
+                     str(e["n"]), str(e["not_run"]), used, calls, str(t.get("supervised_tokens") or "-"),
                      _f(p["valid_action_rate"]), _f(p["submitted_rate"]),
                      _f(p["edited_fix_file_rate"]), _f(p["ran_tests_rate"])])
     header = ["arm", "model", "resolve rate", "95% Wilson", "n", "failed to run", "trajectories used",
-              "expert calls used (of collected)", "valid actions", "submitted", "edited the fix's file", "ran tests"]
-    return _table(header, rows, numeric=set(range(2, 12)))
+              "expert calls used (of collected)", "supervised tokens", "valid actions", "submitted",
+              "edited the fix's file", "ran tests"]
+    return _table(header, rows, numeric=set(range(2, 13)))
 
 
 def pairs_section(result: dict[str, Any]) -> str:
@@ -49,7 +56,7 @@ def pairs_section(result: dict[str, Any]) -> str:
 
 
 def rates_plot(result: dict[str, Any]) -> str | None:
-    arms = result["arms"]
+    arms = [r for r in result["arms"] if "eval" in r]
     if not arms:
         return None
     fig = _figure(max(5.4, 1.0 * len(arms)), 3.4)

@@ -15,7 +15,7 @@ import ast
 import shlex
 
 from oec.synth.bugrepo import BugRepo
-from oec.synth.statement import template_statement, write_with_model
+from oec.synth.statement import location_hint, template_statement, write_with_model
 from oec.synth.validate import Outcome
 from oec.tasks.model import Task
 
@@ -64,8 +64,11 @@ def test_sources(files: dict[str, str], tests: list[str]) -> dict[str, str]:
 
 def build_row(outcome: Outcome, content: str, bug_repo: BugRepo, repo: str, validation_cmd: str, *,
               custom_cmd: bool, python_env: str | None = None, writer: str | None = None,
-              clean_files: dict[str, str] | None = None) -> Task:
-    """The task of one valid outcome; commits its bug into `bug_repo` (once)."""
+              clean_files: dict[str, str] | None = None, locate: bool = False) -> Task:
+    """The task of one valid outcome; commits its bug into `bug_repo` (once).
+
+    `locate` adds where the bug is (function and file) to the statement: an easier task family, for
+    students too small to localise from failing tests alone."""
     instance_id = instance_id_for(repo, outcome.id)
     bug = bug_repo.commit_bug(instance_id, outcome.path, content)
     fix = bug_repo.fix_patch(bug)
@@ -76,6 +79,8 @@ def build_row(outcome: Outcome, content: str, bug_repo: BugRepo, repo: str, vali
         statement = write_with_model(writer, outcome.fail_to_pass, outcome.messages, sources, fix)
     if statement is None:
         statement = template_statement(outcome.fail_to_pass, outcome.messages, test_cmd, fix, len(p2p))
+    if locate:
+        statement += "\n" + location_hint(outcome.function, outcome.path) + "\n"
     row = {
         "instance_id": instance_id,
         "repo": repo,
@@ -96,7 +101,8 @@ def build_row(outcome: Outcome, content: str, bug_repo: BugRepo, repo: str, vali
             "lines_changed": outcome.lines_changed,
             "f2p": len(outcome.fail_to_pass),
             "p2p": len(p2p),
-            "statement": "model" if writer and statement and "To reproduce:" not in statement else "template",
+            "statement": ("model" if writer and statement and "To reproduce:" not in statement else "template")
+                         + ("+location" if locate else ""),
         },
     }
     if python_env:

@@ -39,6 +39,7 @@ class SynthConfig:
     python_env: str | None = None
     isolation: Isolation = "auto"
     writer: str | None = None
+    locate: bool = False
     commit: str = "HEAD"
     timeout_s: float | None = None
     work_root: Path | None = None
@@ -120,6 +121,6 @@ def synth_repo(source: Path, out_dir: Path, config: SynthConfig, state: StateFil
         if outcome.status == "valid":
             result.rows.append(build_row(outcome, candidate.content, bug_repo, repo, command,
                                          custom_cmd=config.test_cmd is not None, python_env=config.python_env,
-                                         writer=config.writer, clean_files=files))
+                                         writer=config.writer, clean_files=files, locate=config.locate))
     result.seconds = time.monotonic() - started
     return result

@@ -16,7 +16,7 @@ import re
 
 from oec.grading.patch_files import parse_patch_files
 
-__all__ = ["leaks_fix", "template_statement", "write_with_model"]
+__all__ = ["leaks_fix", "location_hint", "template_statement", "write_with_model"]
 
 _TRIVIAL = re.compile(r"^(return|pass|break|continue|else:|try:|finally:|\)|\]|\}|[-+*/%=<>!:()\[\]{} ,.'\"]*)$")
 MAX_LISTED = 8
@@ -65,6 +65,14 @@ def template_statement(fail_to_pass: list[str], messages: dict[str, str], test_c
     lines.append("The tests describe the intended behaviour; the code under test needs fixing"
                  + (f", and the {p2p_count} test(s) that pass now must keep passing." if p2p_count else "."))
     return "\n".join(lines) + "\n"
+
+
+def location_hint(function: str, path: str) -> str:
+    """Where the bug is, by name: the function (its own name, what a `grep` finds) and the file. Never the line
+    or the change."""
+    name = function.rsplit(".", 1)[-1]
+    where = f"`{function}`" if name == function else f"`{name}` (`{function}`)"
+    return f"The bug is in the function {where} in `{path}`."
 
 
 _WRITER_PROMPT = """You write GitHub issues for a Python project. A change broke some tests. Write a short, \
