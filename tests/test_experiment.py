@@ -260,3 +260,34 @@ def test_budgets_equal_trajectories_or_equal_expert_calls() -> None:
         budget = apply_budget(config, data)
         assert budget["no_data"] == ["on-policy"] and budget[key] > 0
         assert len(data["bc"].used) > 0 and len(data["oec"].used) > 0 and data["on-policy"].used == []
+
+
+def test_shipped_experiment_configs_load() -> None:
+    """configs/*.toml are what the README tells users to run: each must validate, with its task paths resolved
+    next to the config."""
+    from oec.experiment.config import load_experiment
+
+    configs = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
+    assert {c.name for c in configs} >= {"miniature-cpu.toml", "experiment-gpu.toml"}
+    for path in configs:
+        config = load_experiment(path)
+        assert config.tasks.held_out.is_absolute() and config.tasks.held_out.name == "held-out.jsonl"
+        assert "base" in config.arms and "oec" in config.arms and "bc" in config.arms
+
+
+def test_arms_and_held_out_overrides(tmp_path: Path) -> None:
+    """--arms runs a subset (eval_models of the others dropped) and --held-out evaluates on another split, the
+    way the miniature is tuned on validation tasks and reported on held-out ones."""
+    config = _config(tmp_path)
+    validation = _tasks(tmp_path / "validation.jsonl", ["oec-bundled__rangeset-1"])
+    out = tmp_path / "quick"
+    result = CliRunner().invoke(app, ["experiment", str(config), "--arms", "base,bc", "--held-out", str(validation),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    done = json.loads((out / "experiment.json").read_text())
+    assert [r["arm"] for r in done["arms"]] == ["base", "bc"] and done["held_out"].endswith("tasks-held-out.jsonl")
+    assert [json.loads(line)["instance_id"] for line in (out / "tasks-held-out.jsonl").read_text().splitlines()] \
+        == ["oec-bundled__rangeset-1"]
+    assert _arm(done, "bc")["eval"]["resolved"] == 2  # the oracle, 2 samples
+    bad = CliRunner().invoke(app, ["experiment", str(config), "--arms", "base,dagger", "--out", str(out)])
+    assert bad.exit_code == 2 and "dagger" in bad.output

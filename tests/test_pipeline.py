@@ -71,6 +71,7 @@ max_steps = 1
 max_length = 2048
 [eval]
 max_calls = 1
+max_tokens = 24
 """)
     result = CliRunner().invoke(app, ["run", str(config)])
     assert result.exit_code == 0, result.output
@@ -84,6 +85,12 @@ max_calls = 1
         summary = json.loads((out / "eval" / label / "eval.json").read_text())
         assert summary["n"] >= 1 and 0.0 <= summary["ci_low"] <= summary["rate"] <= summary["ci_high"] <= 1.0
     assert "evaluations" in result.output
+    assert "process metrics" in result.output and "valid actions" in result.output  # base vs trained, side by side
+    for label in ("base", "trained"):  # [eval] max_tokens caps the student's replies there, not in collection
+        steps = [s for line in (out / "eval" / label / "trajectories.jsonl").read_text().splitlines()
+                 for s in json.loads(line)["steps"]]
+        assert steps and all(s["usage"]["completion_tokens"] <= 24 for s in steps)
+        assert any(s["usage"]["completion_tokens"] > 16 for s in steps)
 
     again = CliRunner().invoke(app, ["run", str(config)])
     assert again.exit_code == 0, again.output

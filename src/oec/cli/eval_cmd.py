@@ -15,6 +15,7 @@ from oec.models.portable import PortableProvider
 from oec.cli.collect import role_options
 from oec.collect.episode import EpisodeLimits
 from oec.collect.run_dir import RunDirError
+from oec.eval.process import process_table
 from oec.eval.evaluate import EvalSummary, evaluate, load_summary, write_predictions
 
 
@@ -74,6 +75,7 @@ def eval_command(
     except (RunDirError, ValueError) as exc:
         raise fail(str(exc)) from exc
     console.print(comparison_table([(str(out), summary)]))
+    console.print(process_table([(summary.label or str(out), str(out))], {t.instance_id: t for t in tasks}))
     if predictions_out is not None:
         written = write_predictions(out, model, predictions_out)
         console.print(f"wrote {written} predictions to {predictions_out} (SWE-bench's format; the first sample "

@@ -40,7 +40,7 @@ from oec.eval.evaluate import EVAL_SUMMARY, evaluate, load_summary
 from oec.eval.stats import discordant, mcnemar_exact, paired_bootstrap
 from oec.experiment.arms import ARMS, Arm
 from oec.experiment.config import ExperimentConfig
-from oec.experiment.metrics import process_metrics
+from oec.eval.process import process_metrics
 from oec.pipeline.config import PipelineConfig, TasksSection
 from oec.pipeline.run import PipelineError, _collect, _train, _write_tasks, is_current
 from oec.tasks.loaders import load_tasks_strict

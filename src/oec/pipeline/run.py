@@ -21,6 +21,7 @@ from oec.cli.export_cmd import export_command
 from oec.cli.filter_cmd import FILTERED, filter_command
 from oec.collect.episode import EpisodeLimits
 from oec.collect.run_dir import TRAJECTORIES
+from oec.eval.process import process_table
 from oec.eval.evaluate import EVAL_SUMMARY, EvalSummary, evaluate, load_summary
 from oec.pipeline.config import PipelineConfig
 from oec.tasks.loaders import load_tasks_strict
@@ -89,6 +90,8 @@ def run_pipeline(config: PipelineConfig, console: Console) -> PipelineResult:
     result.evaluations = _evaluate(config, checkpoint, eval_tasks, eval_file, out, console)
 
     console.print(comparison_table(result.evaluations))
+    console.print(process_table([(s.label or where, where) for where, s in result.evaluations],
+                                {t.instance_id: t for t in eval_tasks}))
     from oec.report import write_report
 
     report = write_report(out)
@@ -183,7 +186,7 @@ def _evaluate(config: PipelineConfig, checkpoint: Path, eval_tasks: list[Task], 
             spec, eval_tasks, repo_index(config.tasks.repos), eval_dir, samples=e.samples, concurrency=e.concurrency,
             seed=config.run.seed, options=role_options(
                 "student", base_url=m.student_base_url if label == "base" else None,
-                max_tokens=m.student_max_tokens or m.max_tokens, temperature=m.student_temperature,
+                max_tokens=e.max_tokens or m.student_max_tokens or m.max_tokens, temperature=m.student_temperature,
                 fmt=m.student_format, seed=config.run.seed, concurrency=e.concurrency),
             limits=EpisodeLimits(max_calls_per_model=e.max_calls, max_observation_chars=c.max_observation_chars),
             command_timeout=c.command_timeout, data_source=source, label=label, console=console,

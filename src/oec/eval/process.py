@@ -1,12 +1,18 @@
-"""What an arm's evaluation rollouts did, beside whether they resolved: the process metrics."""
+"""What evaluation rollouts did, beside whether they resolved: the process metrics.
+
+A small student learns the procedure (valid actions, editing the right file, running the tests, submitting)
+long before it resolves held-out tasks, so these are printed beside every resolve rate."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel
+from rich.table import Table
 
+from oec.collect.attempts import failed_to_run
 from oec.collect.records import Trajectory
+from oec.collect.run_dir import RunDir
 from oec.grading.patch_files import files_touched
 from oec.tasks.model import Task
 
@@ -45,3 +51,17 @@ def process_metrics(trajectories: Iterable[Trajectory], tasks: Mapping[str, Task
         submitted_rate=sum(t.exit_reason == "submitted" for t in items) / n,
         edited_fix_file_rate=sum(bool(_touched(t.patch) & gold.get(t.instance_id, set())) for t in items) / n,
         ran_tests_rate=sum(_ran_tests(t) for t in items) / n)
+
+
+def process_table(eval_dirs: list[tuple[str, str]], tasks: Mapping[str, Task]) -> Table:
+    """One row per (label, evaluation directory): the process metrics of the rollouts that ran."""
+    table = Table(title="process metrics (rollouts that ran)")
+    for column in ("eval", "rollouts", "steps/rollout", "valid actions", "submitted", "edited the fix's file",
+                   "ran tests"):
+        table.add_column(column)
+    for label, where in eval_dirs:
+        m = process_metrics((t for t in RunDir(where).read() if not failed_to_run(t)), tasks)
+        table.add_row(label, str(m.rollouts), f"{m.steps / m.rollouts:.1f}" if m.rollouts else "-",
+                      f"{m.valid_action_rate:.0%}", f"{m.submitted_rate:.0%}", f"{m.edited_fix_file_rate:.0%}",
+                      f"{m.ran_tests_rate:.0%}")
+    return table
