@@ -136,6 +136,17 @@ class HostContainer:
         output = (proc.stdout, proc.stderr) if demux else proc.stdout + proc.stderr
         return ExecResult(proc.returncode, output)
 
+    def get_archive(self, path: str) -> tuple[list[bytes], dict]:
+        import docker.errors
+
+        target = Path(self.host(path))
+        if not target.is_file():
+            raise docker.errors.NotFound(f"no such file: {path}")
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            tar.add(target, arcname=target.name)
+        return [buffer.getvalue()], {"name": target.name}
+
     def remove(self, force: bool = False) -> None:
         self.client.removed.append(self.id)
 

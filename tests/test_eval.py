@@ -57,3 +57,18 @@ def test_evaluate_grades_student_only_rollouts_and_resumes(swe_repo, tmp_path: P
     assert "100.0%" in table.output and "| 0.0%" in table.output.replace("│", "|")
     missing = CliRunner().invoke(app, ["compare", str(tmp_path / "nothing")])
     assert missing.exit_code == 2 and "eval.json" in missing.output
+
+
+def test_oec_eval_prints_process_metrics(swe_repo, tmp_path: Path) -> None:
+    """Beside the resolve rate, `oec eval` shows what the student did: here every reply a valid action, the fix's
+    file edited, submitted, no test run."""
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(swe_repo.task.model_dump_json() + "\n")
+    result = CliRunner().invoke(app, ["eval", "--model", "scripted:eval-fixer", "--tasks", str(tasks), "--repos",
+                                      str(swe_repo.repos_dir), "--out", str(tmp_path / "fixer"), "--max-calls", "4",
+                                      "--no-preflight"])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert "process metrics" in flat
+    # eval, rollouts, steps/rollout, valid actions, submitted, edited the fix's file, ran tests
+    assert "1 2.0 100% 100% 100% 0%" in flat, flat

@@ -430,13 +430,33 @@ class DockerSession(CheckpointSteps):
         Returns (exit code, stdout, stderr); only for commands oec writes, never the model's. It runs in
         the container, as everything that reads a repository the model could configure must.
         """
+        base = STAGE_DIR / f"oec-trusted-{uuid.uuid4().hex}"
+        files = [f"{base}.out", f"{base}.err", f"{base}.code"]
+        runner = (f"mkdir -p {shlex.quote(str(STAGE_DIR))} && timeout -s KILL {TRUSTED_TIMEOUT_S} bash -c "
+                  f"{shlex.quote(script)} >{files[0]} 2>{files[1]}; echo $? >{files[2]}")
         with self._lock:
             if self._closed:
                 raise SandboxError("sandbox is closed")
-            result = self._container.exec_run(["timeout", "-s", "KILL", str(TRUSTED_TIMEOUT_S), "bash", "-c", script],
-                                              stdout=True, stderr=True, workdir=str(self.path), demux=True)
-        out, err = result.output if isinstance(result.output, tuple) else (result.output, b"")
-        return int(result.exit_code if result.exit_code is not None else -1), _text(out), _text(err)
+            # the output goes to files, read back as archives: an attached exec's stream loses its output now
+            # and then under load (exit 0, nothing read), and git's answers must not vanish
+            self._container.exec_run(["bash", "-c", runner], workdir=str(self.path))
+            out, err, code = (self._read_archive(name) for name in files)
+            self._container.exec_run(["rm", "-f", *files])
+        status = _text(code).strip()
+        return (int(status) if status.lstrip("-").isdigit() else -1), _text(out), _text(err)
+
+    def _read_archive(self, path: str) -> bytes:
+        """One file of the container, through the archive API (no exec stream); empty when it is missing."""
+        from docker.errors import NotFound
+
+        try:
+            chunks, _ = self._container.get_archive(path)
+            with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+                member = tar.next()
+                handle = tar.extractfile(member) if member is not None else None
+                return handle.read() if handle is not None else b""
+        except NotFound:
+            return b""
 
     def stage_file(self, name: str, data: bytes) -> str:
         """A file for oec's own commands (a patch to apply, a report to fill), outside the repository."""

@@ -6,6 +6,7 @@ long before it resolves held-out tasks, so these are printed beside every resolv
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from pydantic import BaseModel
 from rich.table import Table
@@ -53,14 +54,14 @@ def process_metrics(trajectories: Iterable[Trajectory], tasks: Mapping[str, Task
         ran_tests_rate=sum(_ran_tests(t) for t in items) / n)
 
 
-def process_table(eval_dirs: list[tuple[str, str]], tasks: Mapping[str, Task]) -> Table:
+def process_table(eval_dirs: list[tuple[str, str | Path]], tasks: Mapping[str, Task]) -> Table:
     """One row per (label, evaluation directory): the process metrics of the rollouts that ran."""
     table = Table(title="process metrics (rollouts that ran)")
     for column in ("eval", "rollouts", "steps/rollout", "valid actions", "submitted", "edited the fix's file",
                    "ran tests"):
         table.add_column(column)
     for label, where in eval_dirs:
-        m = process_metrics((t for t in RunDir(where).read() if not failed_to_run(t)), tasks)
+        m = process_metrics((t for t in RunDir(Path(where)).read() if not failed_to_run(t)), tasks)
         table.add_row(label, str(m.rollouts), f"{m.steps / m.rollouts:.1f}" if m.rollouts else "-",
                       f"{m.valid_action_rate:.0%}", f"{m.submitted_rate:.0%}", f"{m.edited_fix_file_rate:.0%}",
                       f"{m.ran_tests_rate:.0%}")
