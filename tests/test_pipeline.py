@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,10 @@ max_tokens = 24
         summary = json.loads((out / "eval" / label / "eval.json").read_text())
         assert summary["n"] >= 1 and 0.0 <= summary["ci_low"] <= summary["rate"] <= summary["ci_high"] <= 1.0
     assert "evaluations" in result.output
-    assert "process metrics" in result.output and "valid actions" in result.output  # base vs trained, side by side
+    flat = " ".join(result.output.replace("│", " ").split())  # the table wraps its headers at 80 columns
+    assert "process metrics" in flat, result.output
+    for label in ("base", "trained"):  # base vs trained, side by side: rollouts, steps, then four rates
+        assert re.search(rf"\b{label} 1 1\.0 \d+% \d+% \d+% \d+%", flat), result.output
     for label in ("base", "trained"):  # [eval] max_tokens caps the student's replies there, not in collection
         steps = [s for line in (out / "eval" / label / "trajectories.jsonl").read_text().splitlines()
                  for s in json.loads(line)["steps"]]
