@@ -194,3 +194,14 @@ def test_checkpoint_path_spec_and_seeded_sampling(model: HFModel, checkpoint: Pa
     sampled = HFModel(str(checkpoint), ModelOptions(max_tokens=16, temperature=1.0, seed=7))
     a, b = sampled.complete_sync(CHAT), sampled.complete_sync(CHAT)
     assert a.text and a.text == b.text  # same seed, same prompt: same sample
+
+
+@pytest.mark.slow
+def test_close_lets_go_of_the_weights_and_a_later_call_loads_again(checkpoint: Path) -> None:
+    provider = make_provider("hf:smollm2-135m", ModelOptions(max_tokens=8))
+    m = provider.for_task(None)
+    before = asyncio.run(m.complete(CHAT))
+    m.close()
+    assert m._model is None and m._engine is None  # noqa: SLF001 - what close promises to drop
+    assert asyncio.run(m.complete(CHAT)).text == before.text  # loaded again, same greedy answer
+    m.close()

@@ -115,3 +115,18 @@ def test_model_can_be_built_directly() -> None:
 
     model = ScriptedModel(Script(["x"]), name="s")
     assert ask(model, "q").text == "x" and model.cursor == 1
+
+
+def test_release_providers_drops_the_process_cache_and_closes_models() -> None:
+    """A long experiment releases each arm's model before the next: the cache empties, closable models are
+    closed, and asking again builds a fresh provider."""
+    from oec.models.portable import cached_provider, release_providers
+    from oec.models.registry import ModelOptions
+
+    release_providers()
+    first = cached_provider("oracle", ModelOptions())
+    assert cached_provider("oracle", ModelOptions()) is first
+    closed = []
+    first.model = type("Closable", (), {"close": lambda self: closed.append(True)})()  # type: ignore[attr-defined]
+    assert release_providers() == 1 and closed == [True]
+    assert cached_provider("oracle", ModelOptions()) is not first

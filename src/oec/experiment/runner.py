@@ -41,6 +41,7 @@ from oec.eval.stats import discordant, mcnemar_exact, paired_bootstrap
 from oec.experiment.arms import ARMS, Arm
 from oec.experiment.config import ExperimentConfig
 from oec.eval.process import process_metrics
+from oec.models.portable import release_providers
 from oec.pipeline.config import PipelineConfig, TasksSection
 from oec.pipeline.run import PipelineError, _collect, _train, _write_tasks, is_current
 from oec.tasks.loaders import load_tasks_strict
@@ -163,6 +164,7 @@ def _evaluate_arm(config: ExperimentConfig, arm: Arm, model: str, held_out: list
         limits=EpisodeLimits(max_calls_per_model=e.max_calls, max_observation_chars=c.max_observation_chars),
         command_timeout=c.command_timeout, data_source=arm.strategy or "none", label=arm.name, console=console,
         env_backend=config.run.env, max_attempts=e.max_attempts))
+    release_providers()  # the next arm loads its own checkpoint; this one's weights and caches must not stay
 
 
 def _train_record(checkpoint: Path | None) -> dict:

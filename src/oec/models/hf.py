@@ -266,6 +266,13 @@ class HFModel:
             self.load_s = time.perf_counter() - start
             log.info("loaded %s in %.1fs on %s", self.name, self.load_s, device)
 
+    def close(self) -> None:
+        """Stop the engine and let go of the weights and prefix caches; a later call loads them again."""
+        with self._load_lock:
+            engine, self._engine, self._model = self._engine, None, None
+        if engine is not None:
+            engine.close()
+
     def _make_engine(self, model: Any) -> HFEngine:
         """The decoding engine, with this model's batch and prefix-cache bounds (engine defaults when unset)."""
         from oec.models.hf_engine import DEFAULT_CACHE_BYTES, DEFAULT_MAX_BATCH, HFEngine

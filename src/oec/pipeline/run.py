@@ -22,6 +22,7 @@ from oec.cli.filter_cmd import FILTERED, filter_command
 from oec.collect.episode import EpisodeLimits
 from oec.collect.run_dir import TRAJECTORIES
 from oec.eval.process import process_table
+from oec.models.portable import release_providers
 from oec.eval.evaluate import EVAL_SUMMARY, EvalSummary, evaluate, load_summary
 from oec.pipeline.config import PipelineConfig
 from oec.tasks.loaders import load_tasks_strict
@@ -154,6 +155,7 @@ def _train(config: PipelineConfig, sft: Path, collect_dir: Path, out: Path, cons
     if is_current(checkpoint / "oec_train.json", sft):
         console.print(f"up to date: {checkpoint}")
         return checkpoint
+    release_providers()  # the collection's student: its weights and prefix caches are not needed to train
     t = config.train
     summary = train(sft, config.models.student, checkpoint, lora=t.lora, epochs=t.epochs, lr=t.lr,
                     max_length=t.max_length, batch_size=t.batch_size, grad_accum=t.grad_accum, seed=config.run.seed,
