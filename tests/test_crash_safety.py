@@ -315,3 +315,44 @@ def test_stop_starts_nothing_new_and_drains_or_abandons_what_is_in_flight(swe_re
     assert all(t.exit_reason == "submitted" for t in summary.finished)
     assert len(RunDir(tmp_path / "run").done_ids()) == len(summary.finished)
     assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_a_workspace_killed_while_being_removed_is_still_swept(swe_repo, tmp_path: Path, monkeypatch) -> None:
+    """Kill `Workspace.close` after each of its deletions in turn: what is left is always swept."""
+    from oec.env.workspace import Workspace
+
+    real_unlink, real_rmdir = os.unlink, os.rmdir
+    for kill_after in range(1, 200):
+        work = tmp_path / f"work-{kill_after}"
+        ws = Workspace.create(swe_repo.repos_dir / "acme__calc", swe_repo.row["base_commit"], root=work, label="oec-t")
+        (ws.path / "build").mkdir()
+        (ws.path / "build" / "out.txt").write_text("made by the model")
+        dead_name = ws.path.with_name(ws.path.name.replace(f"-{os.getpid()}-", f"-{_dead_pid()}-"))
+        ws.path.rename(dead_name)
+        ws.path = dead_name
+        steps = [0]
+
+        def counted(real):
+            def step(*args, **kwargs):
+                steps[0] += 1
+                if steps[0] > kill_after:
+                    raise KeyboardInterrupt  # stands for SIGKILL: nothing after this runs
+                return real(*args, **kwargs)
+            return step
+
+        monkeypatch.setattr(os, "unlink", counted(real_unlink))  # every file and folder removal goes through these
+        monkeypatch.setattr(os, "rmdir", counted(real_rmdir))
+        try:
+            ws.close()
+            finished = True
+        except KeyboardInterrupt:
+            finished = False
+        monkeypatch.undo()
+        if finished:
+            assert not dead_name.exists()
+            break
+        assert dead_name.exists()
+        report = sweep([work], temp_dir=tmp_path / "no-tmp", cgroup_roots=[])
+        assert report.workspaces == [dead_name] and not dead_name.exists(), (kill_after, report)
+    else:
+        pytest.fail("close never finished")

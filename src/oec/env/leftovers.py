@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import tempfile
 import time
 from collections.abc import Collection, Iterable
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from oec.env.cgroups import CGROUP_ROOT, Cgroup, own_cgroups
+from oec.env.workspace import remove_workspace
 
 _WORKSPACE = re.compile(r".+-(?P<pid>\d+)-[a-z0-9_]{8}")
 _SANDBOX_TMP = re.compile(r"oec-sandbox-(?P<pid>\d+)-[a-z0-9_]+")
@@ -88,9 +88,10 @@ def creator_alive(pid: int, path: Path) -> bool:
 
 
 def _remove_tree(path: Path) -> bool:
-    """rmtree, retried briefly: a dead run's last sandboxed processes may still be dying and writing."""
+    """Remove a leftover (`.git` last), retried briefly: a dead run's last sandboxed processes may still
+    be dying and writing, and a sweep killed half-way must leave a workspace the next one recognizes."""
     for attempt in range(5):
-        shutil.rmtree(path, ignore_errors=True)
+        remove_workspace(path)
         if not path.exists():
             return True
         time.sleep(0.05 * (attempt + 1))

@@ -47,6 +47,24 @@ def resolve_commit(repo: Path, commit: str) -> str:
     return head
 
 
+def remove_workspace(path: Path) -> None:
+    """Delete a workspace with its `.git` last, so that one killed half-way still reads as a workspace.
+
+    `oec.env.leftovers` recognizes a dead run's workspace by its `.git` (or by being empty): a plain
+    rmtree that happened to delete `.git` first and was then killed left a folder no sweep would touch.
+    """
+    try:
+        children = sorted(path.iterdir(), key=lambda child: child.name == ".git")
+    except OSError:
+        return
+    for child in children:
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 class Workspace:
     """A git checkout at `base_commit` in a private folder; `store` is the only object store it borrows."""
 
@@ -79,7 +97,7 @@ class Workspace:
         return cls(path, head, store)
 
     def close(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        remove_workspace(self.path)
 
     def __enter__(self) -> Workspace:
         return self
