@@ -92,6 +92,26 @@ def test_format_errors_count_toward_limits(swe_repo) -> None:
     assert second_call[-1].role == "user" and second_call[-1].content.startswith("FORMAT ERROR")
 
 
+def test_a_format_error_streak_ends_the_rollout_but_not_an_experts_turns(swe_repo) -> None:
+    register_script("t-chatty-then-acts", ["I am thinking.", "Still thinking.", "```bash\nls\n```", "Hmm.",
+                                           "Hmm?"], final="I am thinking about it.")
+    limits = EpisodeLimits(max_calls_per_model=10, max_format_errors=3)
+    alone = asyncio.run(run_rollout(swe_repo.task, 0, _config(
+        swe_repo, "on-policy", None, student="scripted:t-chatty-then-acts", limits=limits)))
+    # two errors, a valid action (the streak restarts), three more errors: the limit ends it there
+    assert [s.format_error is None for s in alone.steps] == [False, False, True, False, False, False]
+    assert alone.exit_reason == "format_errors" and "3 replies in a row" in (alone.error or "")
+    assert alone.reward is not None and not alone.resolved  # graded: a model that writes no action is unresolved
+
+    register_script("t-chatty", [], final="I am thinking about it.")
+    handed = asyncio.run(run_rollout(swe_repo.task, 0, _config(
+        swe_repo, "oec", FixedSwitch(3), student="scripted:t-chatty",
+        limits=EpisodeLimits(max_calls_per_model=10, max_format_errors=5))))
+    # the student's three errors do not count against the expert that takes over
+    assert [s.source for s in handed.steps] == ["student"] * 3 + ["expert"] * 2
+    assert handed.exit_reason == "submitted" and handed.resolved
+
+
 def test_switch_specs_parse_and_reject_junk() -> None:
     assert parse_switch("uniform:0-30") == UniformSwitch(0, 30)
     assert parse_switch("fixed:4") == FixedSwitch(4)

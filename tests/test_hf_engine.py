@@ -217,3 +217,31 @@ def test_concurrent_complete_calls_each_get_their_own_answer(hf: HFModel) -> Non
         assert (completion.text, completion.finish_reason) == (text, finish)
         assert completion.usage.prompt_tokens == len(ids) and completion.usage.completion_tokens == len(new)
     assert hf._engine.stats["max_batch"] > 1
+
+
+@pytest.mark.slow
+def test_stop_when_ends_a_request_at_the_token_it_says_and_keeps_it(hf: HFModel) -> None:
+    ids = [hf.prompt_ids(h) for h in _first_turns(hf)[:2]]
+    free, _ = _reference_decode(hf, ids[0], 10, stop_ids=set())
+    engine = _engine(hf, max_batch=2)
+    try:
+        cut = engine.submit(ids[0], 10, stop_when=lambda new: len(new) >= 4)
+        other = engine.submit(ids[1], 6, stop_ids=set())
+        assert cut.result(timeout=300) == (free[:4], "action")
+        assert other.result(timeout=300) == _reference_decode(hf, ids[1], 6, stop_ids=set())
+    finally:
+        engine.close()
+
+
+def test_a_text_model_stops_decoding_once_its_reply_holds_an_action(hf: HFModel) -> None:
+    reply = "Let me look.\n```bash\nls -la\n```\nThen I will read setup.py.\n```bash\ncat setup.py\n```"
+    ids = hf.tokenizer(reply, add_special_tokens=False)["input_ids"]
+    stop = hf._action_stop()
+    ends = [n for n in range(1, len(ids) + 1) if stop(ids[:n])]
+    assert hf.tokenizer.decode(ids[:ends[0]]).rstrip().endswith("ls -la\n```")  # the first closed fence
+    xml = "<function=submit>\n</function> and more"
+    xml_ids = hf.tokenizer(xml, add_special_tokens=False)["input_ids"]
+    first = next(n for n in range(1, len(xml_ids) + 1) if stop(xml_ids[:n]))
+    assert hf.tokenizer.decode(xml_ids[:first]).endswith("</function>")
+    kept = HFModel("smollm2-135m", ModelOptions(max_tokens=32, stop_after_action=False))
+    assert kept._action_stop() is None

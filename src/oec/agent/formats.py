@@ -78,6 +78,15 @@ def parse_text(text: str) -> tuple[str, Action]:
     return thought, validate(action)
 
 
+def holds_an_action(text: str) -> bool:
+    """Whether a text-format reply so far holds a complete action (a closed fence or function call).
+
+    A model that generates past this point writes a second action (a format error) or words no one
+    reads: the local backend stops decoding here (`stop_after_action`), as SWE-agent stops at `</function>`.
+    """
+    return bool(_FUNCTION.search(text) or _FENCE.search(text))
+
+
 def parse_native(completion: Completion) -> tuple[str, Action]:
     """Return (thought, action) from a function-calling reply; exactly one well-formed tool call."""
     calls = completion.tool_calls

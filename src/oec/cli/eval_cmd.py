@@ -43,6 +43,8 @@ def eval_command(
     repos: ReposOption = None,
     base_url: Optional[str] = typer.Option(None, "--base-url", help="for openai:NAME models"),
     max_calls: int = typer.Option(75, "--max-calls"),
+    max_format_errors: Optional[int] = typer.Option(
+        None, "--max-format-errors", min=1, help="end a rollout after this many replies in a row with no valid action"),
     max_tokens: int = typer.Option(512, "--max-tokens"),
     temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0,
                                                 help="sampling temperature (default: 0, greedy)"),
@@ -68,7 +70,8 @@ def eval_command(
             lambda chosen, stop: evaluate(
                 model, tasks, index, out, samples=samples, concurrency=concurrency, seed=seed,
                 options=options, max_attempts=run.max_attempts, max_consecutive_failures=run.max_consecutive_failures,
-                limits=EpisodeLimits(max_calls_per_model=max_calls), data_source=data_source, label=label,
+                limits=EpisodeLimits(max_calls_per_model=max_calls, max_format_errors=max_format_errors),
+                data_source=data_source, label=label,
                 console=console, executor=chosen, stop=stop, env_backend=env,  # type: ignore[arg-type]
                 isolation=isolation),  # type: ignore[arg-type]
             run, concurrency=concurrency)

@@ -45,6 +45,8 @@ class EpisodeLimits:
     max_steps: int = 150
     max_cost_usd: float | None = None
     max_observation_chars: int = 10_000
+    #: end the rollout after this many format errors in a row (SWE-agent's requery limit); None = never
+    max_format_errors: int | None = None
 
 
 class StepObserver(Protocol):
@@ -158,9 +160,23 @@ class Episode:
         cap = self.call_cap(actor.role)
         if self.usage.get(actor.role, ModelUsage(spec=actor.spec)).calls >= cap:
             raise EpisodeEnd("call_limit", f"{actor.role} made {cap} calls")
+        streak = self.format_error_streak(actor.role)
+        if self.limits.max_format_errors is not None and streak >= self.limits.max_format_errors:
+            raise EpisodeEnd("format_errors", f"{streak} replies in a row held no valid action")
         spent = sum(u.cost_usd or 0.0 for u in self.usage.values())
         if self.limits.max_cost_usd is not None and spent >= self.limits.max_cost_usd:
             raise EpisodeEnd("cost_limit", f"spent ${spent:.4f}")
+
+    def format_error_streak(self, role: Source) -> int:
+        """How many of `role`'s last steps in a row failed to parse (a model that never writes an action
+        would otherwise spend its whole call budget on replies nothing runs). An expert taking over from a
+        lost student starts at 0."""
+        streak = 0
+        for step in reversed(self.steps):
+            if step.action is not None or step.source != role:
+                break
+            streak += 1
+        return streak
 
     async def call(self, actor: Actor, messages: list) -> Completion:
         try:

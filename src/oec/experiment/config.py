@@ -40,6 +40,8 @@ class ExperimentEval(_Section):
     temperature: float = Field(default=0.0, ge=0.0, description="the same for every arm; samples > 1 need > 0")
     concurrency: int = Field(default=2, ge=1)
     max_calls: int = Field(default=75, ge=1)
+    max_format_errors: int | None = Field(default=None, ge=1, description="end a rollout after this many replies "
+                                          "in a row with no valid action (none: never)")
     max_attempts: int = Field(default=3, ge=1, description="tries per rollout that fails to run (never scored)")
     bootstrap: int = Field(default=10_000, ge=100, description="paired bootstrap resamples")
 

@@ -161,7 +161,8 @@ def _evaluate_arm(config: ExperimentConfig, arm: Arm, model: str, held_out: list
             "student", base_url=m.student_base_url if not arm.trained else None,
             max_tokens=m.student_max_tokens or m.max_tokens, temperature=e.temperature, fmt=m.student_format,
             seed=config.run.seed, concurrency=e.concurrency),
-        limits=EpisodeLimits(max_calls_per_model=e.max_calls, max_observation_chars=c.max_observation_chars),
+        limits=EpisodeLimits(max_calls_per_model=e.max_calls, max_observation_chars=c.max_observation_chars,
+                             max_format_errors=e.max_format_errors),
         command_timeout=c.command_timeout, data_source=arm.strategy or "none", label=arm.name, console=console,
         env_backend=config.run.env, max_attempts=e.max_attempts))
     release_providers()  # the next arm loads its own checkpoint; this one's weights and caches must not stay

@@ -39,10 +39,12 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from oec.agent.formats import holds_an_action
 from oec.models.base import Completion, Message, ModelError, ToolCall, ToolSpec, Usage
 from oec.models.chat_format import (ChatFormatError, ToolCallStyle, chat_dicts, parse_tool_calls, render,
                                     tool_call_style)
@@ -350,10 +352,21 @@ class HFModel:
     def _submit(self, ids: list[int], max_new: int, seed: int | None) -> Future:
         assert self._engine is not None, "load() first"
         return self._engine.submit(ids, max_new, temperature=self.options.temperature, seed=seed,
-                                   stop_ids=self._stop_ids)
+                                   stop_ids=self._stop_ids, stop_when=self._action_stop())
+
+    def _action_stop(self) -> Callable[[list[int]], bool] | None:
+        """For a text-format model, a check that ends decoding once the reply holds a complete action."""
+        if self.native_tools or not self.options.stop_after_action:
+            return None
+        tokenizer = self._tokenizer
+
+        def complete(new_ids: list[int]) -> bool:
+            return holds_an_action(tokenizer.decode(new_ids, skip_special_tokens=True))
+
+        return complete
 
     def _completion(self, ids: list[int], new_ids: list[int], finish: str, start: float) -> Completion:
-        text_ids = new_ids[:-1] if finish == "stop" else new_ids
+        text_ids = new_ids[:-1] if finish == "stop" else new_ids  # "stop": an end-of-turn token
         calls: list[ToolCall] = []
         if self.native_tools:  # call markers may be added tokens: keep them to find the calls
             text = self._tokenizer.decode(text_ids, skip_special_tokens=False)
@@ -369,7 +382,8 @@ class HFModel:
     def _decode(self, ids: list[int], max_new: int, temperature: float, seed: int | None) -> tuple[list[int], str]:
         """Greedy (temperature 0) or seeded sampling through the engine; stops after an end-of-turn token."""
         assert self._engine is not None, "load() first"
-        return self._engine.generate(ids, max_new, temperature=temperature, seed=seed, stop_ids=self._stop_ids)
+        return self._engine.generate(ids, max_new, temperature=temperature, seed=seed, stop_ids=self._stop_ids,
+                                     stop_when=self._action_stop())
 
     # -- scoring -------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ import logging
 import queue
 import threading
 from concurrent.futures import Future, InvalidStateError
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,8 @@ class GenRequest:
     temperature: float = 0.0
     seed: int | None = None
     stop_ids: frozenset[int] = frozenset()
+    #: asked after each new token with the new ids so far: True ends the request ("action"), that token kept
+    stop_when: Callable[[list[int]], bool] | None = None
     future: Future = field(default_factory=Future)
 
 
@@ -171,14 +174,16 @@ class HFEngine:
     # -- public ----------------------------------------------------------------------------------
 
     def submit(self, ids: list[int], max_new: int, *, temperature: float = 0.0, seed: int | None = None,
-               stop_ids: frozenset[int] | set[int] = frozenset()) -> Future:
-        """Queue a request; the future gets (new token ids, "stop" | "length"), the stop token included.
+               stop_ids: frozenset[int] | set[int] = frozenset(),
+               stop_when: Callable[[list[int]], bool] | None = None) -> Future:
+        """Queue a request; the future gets (new token ids, "stop" | "action" | "length"), the stop token included.
 
-        Cancelling the future drops the request, also mid-decode.
+        "action": `stop_when` said the new tokens are enough (a complete tool call: the rest of a reply is
+        never run, so decoding it only costs time). Cancelling the future drops the request, also mid-decode.
         """
         if not ids:
             raise ValueError("a request needs at least one prompt token")
-        req = GenRequest(list(ids), int(max_new), float(temperature), seed, frozenset(stop_ids))
+        req = GenRequest(list(ids), int(max_new), float(temperature), seed, frozenset(stop_ids), stop_when)
         self._ensure_thread()
         self._queue.put(req)
         return req.future
@@ -310,6 +315,9 @@ class HFEngine:
         seq.pending = token
         if token in seq.req.stop_ids:
             _resolve(seq.req, seq.new, "stop")
+            return True
+        if seq.req.stop_when is not None and seq.req.stop_when(seq.new):
+            _resolve(seq.req, seq.new, "action")
             return True
         if len(seq.new) >= seq.req.max_new:
             _resolve(seq.req, seq.new, "length")

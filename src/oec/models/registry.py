@@ -46,6 +46,7 @@ class ModelOptions(BaseModel):
     price_in_per_mtok: float | None = None  # USD per million prompt tokens (overrides the table)
     price_out_per_mtok: float | None = None
     native_tools: bool | None = None  # None: the backend's default
+    stop_after_action: bool = True  # local (hf) text-format models stop decoding once a reply holds an action
 
     def resolve_api_key(self, env_var: str) -> str:
         """The key to send: explicit, else `env_var`, else "EMPTY" for a custom base_url.

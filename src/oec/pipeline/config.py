@@ -102,6 +102,8 @@ class EvalSection(_Section):
     samples: int = Field(default=1, ge=1)
     concurrency: int = Field(default=2, ge=1)
     max_calls: int = Field(default=75, ge=1)
+    max_format_errors: int | None = Field(default=None, ge=1, description="end a rollout after this many replies "
+                                          "in a row with no valid action (none: never)")
     max_tokens: int | None = Field(default=None, ge=1, description="tokens per student reply in evaluation; "
                                                                   "none = the student's in [models]")
     base: bool = Field(default=True, description="also evaluate the untrained student, beside the trained one")

@@ -190,7 +190,8 @@ def _evaluate(config: PipelineConfig, checkpoint: Path, eval_tasks: list[Task], 
                 "student", base_url=m.student_base_url if label == "base" else None,
                 max_tokens=e.max_tokens or m.student_max_tokens or m.max_tokens, temperature=m.student_temperature,
                 fmt=m.student_format, seed=config.run.seed, concurrency=e.concurrency),
-            limits=EpisodeLimits(max_calls_per_model=e.max_calls, max_observation_chars=c.max_observation_chars),
+            limits=EpisodeLimits(max_calls_per_model=e.max_calls, max_observation_chars=c.max_observation_chars,
+                                 max_format_errors=e.max_format_errors),
             command_timeout=c.command_timeout, data_source=source, label=label, console=console,
             env_backend=config.run.env))
         evaluations.append((str(eval_dir), summary))
