@@ -111,3 +111,17 @@ def test_only_a_history_that_moved_head_sends_the_oracle_to_the_base_commit() ->
         assert task.base_commit not in first_command(quiet)
     for moved in ("git add -A && git commit -qm wip", "git checkout -q -b wip", "git reset --hard HEAD~1"):
         assert first_command(moved).endswith(f"git diff {task.base_commit} --stat")
+
+
+def test_the_edit_thought_names_a_removed_line_that_also_appears_further_down() -> None:
+    """An injected early `return token` before the real one: the thought says which line goes, not
+    'rewrite 0 lines as 0' (a membership test saw `return token` on both sides)."""
+    from oec.grading.patch_files import Hunk, HunkLine
+    from oec.models.oracle import _describe
+
+    body = [(" ", "    def advance(self) -> Token:"), (" ", "        token = self.tokens[self.index]"),
+            ("-", "        return token"), (" ", "        self.index += 1"), (" ", "        return token")]
+    hunk = Hunk(62, 5, 62, 4, tuple(HunkLine(kind, text) for kind, text in body))
+    thought = _describe("calc/parser.py", hunk, "", shown=62)
+    assert thought == ("The view shows line 64 of calc/parser.py: `return token`. "
+                       "In calc/parser.py, remove 1 line.")

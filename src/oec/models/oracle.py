@@ -43,12 +43,13 @@ makes the oracle submit no matter what it observes.
 from __future__ import annotations
 
 import builtins
+import difflib
 import json
 import keyword
 import re
 import shlex
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -627,14 +628,28 @@ class OracleModel:
 
 def _describe(path: str, hunk: Hunk, where: str, shown: int) -> str:
     """A thought naming the evidence (the viewed line) and the edit: the changed line when there is one."""
-    removed = [line for line in hunk.old_lines if line not in hunk.new_lines]
-    added = [line for line in hunk.new_lines if line not in hunk.old_lines]
+    removed, added, first = _changed_lines(hunk.old_lines, hunk.new_lines)
     if removed:
-        at = shown + hunk.old_lines.index(removed[0])
-        seen = f"The view shows line {at} of {path}: `{removed[0].strip()[:100]}`. "
+        seen = f"The view shows line {shown + first} of {path}: `{removed[0].strip()[:100]}`. "
     else:
         seen = f"The view shows lines {shown}-{shown + len(hunk.old_lines) - 1} of {path}. "
     return seen + _edit_words(path, removed, added, where)
+
+
+def _changed_lines(old: Sequence[str], new: Sequence[str]) -> tuple[list[str], list[str], int]:
+    """(lines removed, lines added, index in `old` of the first removed) by position, not by membership:
+    a removed `return x` that also appears further down is still removed."""
+    removed: list[str] = []
+    added: list[str] = []
+    first = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        if not removed and i2 > i1:
+            first = i1
+        removed += old[i1:i2]
+        added += new[j1:j2]
+    return removed, added, first
 
 
 def _edit_words(path: str, removed: list[str], added: list[str], where: str) -> str:
