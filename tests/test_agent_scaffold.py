@@ -108,6 +108,12 @@ def test_editor_runs_in_the_sandbox_and_stays_out_of_the_patch(swe_repo) -> None
                                               new_str="q").text
         assert "+    return a + b" in env.diff() and "oec-editor" not in env.diff()
         assert "undone" in edit(command="undo_edit", path="calc/__init__.py").text
+        # files are named as the model wrote them: never the workspace's random host folder
+        shown = [edit(command="view", path="calc/__init__.py").text, edit(command="view", path=".").text,
+                 edit(command="view", path="calc/nothere.py").text]
+        assert shown[0].startswith("Here's the result of running `cat -n` on calc/__init__.py:")
+        assert "\n./calc/__init__.py" in shown[1] and "The path calc/nothere.py does not exist" in shown[2]
+        assert not any(str(env.workspace.path) in text for text in shown), shown
         assert env.diff() == ""
         assert "created" in edit(command="create", path="calc/extra.py", file_text="X = 1\n").text
         assert "+X = 1" in env.diff()

@@ -166,7 +166,18 @@ def main(argv):
     path = args.pop("path", None)
     if not path:
         raise EditorError("Parameter `path` is required.")
-    return COMMANDS[command](os.path.abspath(path), state_dir=state_dir, **args)
+    full = os.path.abspath(path)
+    try:
+        out = COMMANDS[command](full, state_dir=state_dir, **args)
+    except EditorError as exc:
+        raise EditorError(_as_given(str(exc), full, path)) from None
+    return _as_given(out, full, path)
+
+
+def _as_given(text, full, path):
+    """Name the file as the model wrote it: the absolute path of a workspace is a random temp folder
+    that differs in every rollout (noise a student would learn to copy, and host detail)."""
+    return text if os.path.isabs(path) else text.replace(full, os.path.normpath(path))
 
 
 if __name__ == "__main__":
