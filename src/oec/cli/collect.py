@@ -130,6 +130,10 @@ def collect_command(
     command_timeout: float = typer.Option(300.0, "--command-timeout", help="seconds per sandbox command"),
     max_observation_chars: int = typer.Option(10_000, "--max-observation-chars",
                                               help="longer observations keep their head and tail"),
+    max_format_errors: Optional[int] = typer.Option(
+        None, "--max-format-errors", min=1,
+        help="end a rollout no expert takes over (bc's expert, on-policy) after this many replies in a row with "
+             "no valid action"),
     isolation: IsolationOption = "auto",
     env: EnvOption = "local",
     run: RunOptions = RunOptions(),
@@ -163,7 +167,7 @@ def collect_command(
         preflight_or_fail({"student": student_provider, "expert": expert_provider}, tasks[0])
     run_dir = RunDir(out)
     config = {"seed": seed, "student": student, "expert": expert, "switch": sampler.spec, "max_calls": max_calls,
-              "max_student_calls": max_student_calls,
+              "max_student_calls": max_student_calls, "max_format_errors": max_format_errors,
               "max_steps": max_steps, "max_cost": max_cost, "strategies": strategies, "samples": samples,
               **formats, "generation": {"student": _generation(student_options), "expert": _generation(expert_options)},
               "tasks": str(tasks_file or "bundled"), "oec_version": __version__, "python": platform.python_version()}
@@ -174,7 +178,7 @@ def collect_command(
     index = repo_index(repos)
     limits = EpisodeLimits(max_calls_per_model=max_calls, max_student_calls=max_student_calls, max_steps=max_steps,
                     max_cost_usd=max_cost,
-                    max_observation_chars=max_observation_chars)
+                    max_observation_chars=max_observation_chars, max_format_errors=max_format_errors)
     configs = [RolloutConfig(strategy=s, student=student_provider, expert=expert_provider,  # type: ignore[arg-type]
                              switch=sampler, repos=index, seed=seed, limits=limits,
                              sandbox_limits=SandboxLimits(timeout_s=command_timeout),

@@ -45,7 +45,8 @@ class EpisodeLimits:
     max_steps: int = 150
     max_cost_usd: float | None = None
     max_observation_chars: int = 10_000
-    #: end the rollout after this many format errors in a row (SWE-agent's requery limit); None = never
+    #: end the rollout after this many format errors in a row (SWE-agent's requery limit); None = never.
+    #: A student an expert will take over from (OEC) is left to its switch.
     max_format_errors: int | None = None
 
 
@@ -161,11 +162,17 @@ class Episode:
         if self.usage.get(actor.role, ModelUsage(spec=actor.spec)).calls >= cap:
             raise EpisodeEnd("call_limit", f"{actor.role} made {cap} calls")
         streak = self.format_error_streak(actor.role)
-        if self.limits.max_format_errors is not None and streak >= self.limits.max_format_errors:
+        if (self.limits.max_format_errors is not None and streak >= self.limits.max_format_errors
+                and not self._expert_takes_over(actor)):
             raise EpisodeEnd("format_errors", f"{streak} replies in a row held no valid action")
         spent = sum(u.cost_usd or 0.0 for u in self.usage.values())
         if self.limits.max_cost_usd is not None and spent >= self.limits.max_cost_usd:
             raise EpisodeEnd("cost_limit", f"spent ${spent:.4f}")
+
+    def _expert_takes_over(self, actor: Actor) -> bool:
+        """Whether an expert will take over from this student in this rollout (OEC): its switch, not a
+        format-error streak, ends the student's turn."""
+        return actor.role == "student" and self.expert is not None and self.switch is not None
 
     def format_error_streak(self, role: Source) -> int:
         """How many of `role`'s last steps in a row failed to parse (a model that never writes an action

@@ -59,6 +59,8 @@ class CollectSection(_Section):
     max_student_calls: int | None = Field(default=None, ge=1)
     max_steps: int = Field(default=150, ge=1)
     max_observation_chars: int = Field(default=10_000, ge=200)
+    max_format_errors: int | None = Field(default=None, ge=1, description="end a rollout no expert takes over "
+                                          "after this many replies in a row with no valid action (none: never)")
     command_timeout: float = 300.0
 
 

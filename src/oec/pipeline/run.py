@@ -115,7 +115,7 @@ def _collect(config: PipelineConfig, train_file: Path, collect_dir: Path, consol
            expert_max_tokens=m.expert_max_tokens, student_temperature=m.student_temperature,
            expert_temperature=m.expert_temperature, student_format=m.student_format,
            expert_format=m.expert_format, command_timeout=c.command_timeout,
-           max_observation_chars=c.max_observation_chars, env=config.run.env)
+           max_observation_chars=c.max_observation_chars, max_format_errors=c.max_format_errors, env=config.run.env)
 
 
 def _filter(config: PipelineConfig, collect_dir: Path, console: Console) -> Path:
