@@ -45,7 +45,14 @@ from oec.env.docker_backend import (
     image_for,
     swebench_image_name,
 )
-from oec.env.docker_shell import checkout_script, diff_script, reap_script, wrap_command
+from oec.env.docker_shell import (
+    checkout_script,
+    diff_script,
+    init_processes_script,
+    reap_script,
+    sweep_script,
+    wrap_command,
+)
 from oec.env.repos import RepoIndex
 from oec.env.sandbox import SandboxLimits, Sandbox
 from oec.env.session import EnvSession, open_session
@@ -140,11 +147,11 @@ class HostContainer:
         import docker.errors
 
         target = Path(self.host(path))
-        if not target.is_file():
+        if not target.exists():
             raise docker.errors.NotFound(f"no such file: {path}")
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
-            tar.add(target, arcname=target.name)
+            tar.add(target, arcname=target.name)  # a folder with what it holds, as the engine's archive
         return [buffer.getvalue()], {"name": target.name}
 
     def remove(self, force: bool = False) -> None:
@@ -336,6 +343,21 @@ def test_markers_are_checked_before_they_reach_shell_text() -> None:
         wrap_command("true", timeout_s=1, marker="abc")
 
 
+def test_the_sweep_kills_nothing_outside_its_container() -> None:
+    """The sweep's text names the container's hostname: run anywhere else (the fake engine runs it on this
+    machine) it ends at once, and the init probe prints nothing, so no sweep is ever built there."""
+    victim = subprocess.Popen(["sleep", "60"])
+    try:
+        swept = subprocess.run(["bash", "-c", f"( {sweep_script([], 'not-this-host')} )"], capture_output=True)
+        probe = subprocess.run(["bash", "-c", init_processes_script("not-this-host")], capture_output=True, text=True)
+        assert swept.returncode == 1 and victim.poll() is None
+        assert probe.returncode == 0 and probe.stdout == ""
+    finally:
+        victim.kill()
+    with pytest.raises(ValueError):
+        sweep_script([7], "x; kill -9 -1")
+
+
 def test_checkout_and_diff_scripts_match_the_local_workspace(tmp_path: Path) -> None:
     task = make_repo(tmp_path / "acme__calc", "img")
     clone = tmp_path / "clone"
@@ -504,6 +526,22 @@ def test_nothing_a_command_starts_survives_into_the_next(host_docker) -> None:
         leftovers = session.run("for p in /proc/[0-9]*; do tr '\\0' ' ' 2>/dev/null < $p/cmdline; echo; done"
                                 " | grep -c '^sleep 300' || true")
         assert leftovers.output.strip() == "0"
+
+
+def test_trusted_output_that_is_not_what_the_command_wrote_is_refused(host_docker) -> None:
+    _, task = host_docker
+    with DockerSession.open(task) as session:
+        assert session.exec_trusted("echo hi; echo err >&2; exit 3") == (3, "hi\n", "err\n")
+        folder = session._container.root / "tmp/oec-stage/oec-trusted-planted"
+        folder.mkdir(mode=0o700)
+        (folder / "out").symlink_to(folder.parent / "elsewhere")
+        with pytest.raises(DockerBackendError, match="did not write"):
+            session._read_outputs("/tmp/oec-stage/oec-trusted-planted")
+        (folder / "out").unlink()
+        folder.chmod(0o755)
+        with pytest.raises(DockerBackendError, match="not the folder oec made"):
+            session._read_outputs("/tmp/oec-stage/oec-trusted-planted")
+        assert session._read_outputs("/tmp/oec-stage/oec-trusted-missing") == {}
 
 
 def test_the_watchdog_ends_a_command_the_in_container_deadline_missed(host_docker, monkeypatch) -> None:

@@ -44,7 +44,9 @@ from oec.env.docker_shell import (
     checkout_script,
     diff_script,
     find_python_script,
+    init_processes_script,
     reap_script,
+    sweep_script,
     wrap_command,
 )
 from oec.env.git_scripts import CheckpointSteps
@@ -87,12 +89,13 @@ DEFAULT_SETUP = ("if [ -d /opt/miniconda3/envs/testbed ]; then "
                  ". /opt/miniconda3/bin/activate && conda activate testbed; fi")
 EDITOR_DIR = PurePosixPath("/opt/oec-tools")  # outside the repository, so never in the diff
 PLUGIN_DIR = EDITOR_DIR / "pytest"            # oec's pytest report plugin, alone in its folder
-STAGE_DIR = PurePosixPath("/tmp/oec-stage")    # files of oec's own commands (patches to apply, test reports)
+STAGE_DIR = PurePosixPath("/tmp/oec-stage")    # files of oec's own commands (patches, test reports, outputs)
 STATE_PATH = PurePosixPath("/tmp") / STATE_FILE_NAME  # the agent's bash state (oec.env.bash_state)
 TRUSTED_TIMEOUT_S = 600                        # oec's own git in a repository the model may have configured
 LABEL = "oec.session"                          # every container oec starts carries it (see remove_orphans)
 _WATCHDOG_GRACE_S = 10.0   # the in-container `timeout` should have ended the command by then
 _EXIT_POLL_S = 5.0         # how long to wait for the engine to report an exec's exit code
+_OUTPUTS = ("out", "err", "code")  # what a trusted command leaves in its folder
 
 
 class DockerBackendError(SandboxError):
@@ -310,6 +313,8 @@ class DockerSession(CheckpointSteps):
         self._lock = threading.Lock()      # one command at a time, as in the local sandbox
         self._marker: str | None = None    # the running command's marker, for close() from another thread
         self._closed = False
+        self._hostname = container.id[:12]  # docker's default hostname: the id's first 12 digits
+        self._init_pids: tuple[int, ...] = ()  # the container's own processes, spared by exec_trusted
         self._finalizer = weakref.finalize(self, _remove_container, client, container.id, owns_client)
 
     @classmethod
@@ -339,6 +344,7 @@ class DockerSession(CheckpointSteps):
             raise DockerBackendError(f"could not start a container of {image}: {exc}") from exc
         session = cls(task, client, container, image=image, limits=limits, config=config, owns_client=own_client)
         try:
+            session._note_init()
             session._install_editor()
             if task.bug_shaped:
                 session._build_bug_state(with_tests=purpose == "grading")
@@ -428,35 +434,59 @@ class DockerSession(CheckpointSteps):
         """Run oec's own shell (git) in the repository: no output cap, no task setup, a generous deadline.
 
         Returns (exit code, stdout, stderr); only for commands oec writes, never the model's. It runs in
-        the container, as everything that reads a repository the model could configure must.
+        the container, as everything that reads a repository the model could configure must. It first
+        kills every process the model left (one that dropped its marker outlived the reaping): the model
+        runs as the image's user, root in SWE-bench's images, so no file mode would keep such a process
+        from rewriting the output files (or a staged report) before oec reads them. The output goes to a
+        folder made for this call (0700; mkdir refuses one that exists), read back whole and checked.
         """
-        base = STAGE_DIR / f"oec-trusted-{uuid.uuid4().hex}"
-        files = [f"{base}.out", f"{base}.err", f"{base}.code"]
-        runner = (f"mkdir -p {shlex.quote(str(STAGE_DIR))} && timeout -s KILL {TRUSTED_TIMEOUT_S} bash -c "
-                  f"{shlex.quote(script)} >{files[0]} 2>{files[1]}; echo $? >{files[2]}")
+        folder = STAGE_DIR / f"oec-trusted-{uuid.uuid4().hex}"
+        stage, out = shlex.quote(str(STAGE_DIR)), shlex.quote(str(folder))
+        sweep = f"( {sweep_script(self._init_pids, self._hostname)} ) && " if self._init_pids else ""
+        runner = (f"{sweep}{{ {{ [ -d {stage} ] && [ ! -L {stage} ]; }} || {{ rm -f {stage}; mkdir -p {stage}; }}; }} "
+                  f"&& mkdir -m 700 {out} && {{ timeout -s KILL {TRUSTED_TIMEOUT_S} bash -c {shlex.quote(script)} "
+                  f">{out}/out 2>{out}/err; echo $? >{out}/code; }}")
         with self._lock:
             if self._closed:
                 raise SandboxError("sandbox is closed")
-            # the output goes to files, read back as archives: an attached exec's stream loses its output now
+            # the output goes to files, read back as an archive: an attached exec's stream loses its output now
             # and then under load (exit 0, nothing read), and git's answers must not vanish
             self._container.exec_run(["bash", "-c", runner], workdir=str(self.path))
-            out, err, code = (self._read_archive(name) for name in files)
-            self._container.exec_run(["rm", "-f", *files])
-        status = _text(code).strip()
-        return (int(status) if status.lstrip("-").isdigit() else -1), _text(out), _text(err)
+            files = self._read_outputs(str(folder))
+            self._container.exec_run(["rm", "-rf", str(folder)])
+        if "code" not in files:
+            return -1, "", ("oec's command did not run: the processes left in the container could not be ended, "
+                            "or its stage folder could not be made")
+        status = _text(files["code"]).strip()
+        return (int(status) if status.lstrip("-").isdigit() else -1), _text(files.get("out")), _text(files.get("err"))
 
-    def _read_archive(self, path: str) -> bytes:
-        """One file of the container, through the archive API (no exec stream); empty when it is missing."""
+    def _read_outputs(self, folder: str) -> dict[str, bytes]:
+        """A trusted command's output files, through the archive API (no exec stream); {} when the folder is missing.
+
+        Anything but what the command made (the folder, 0700, holding plain files of the folder's owner) is
+        refused: a process of the model's was there after all.
+        """
         from docker.errors import NotFound
 
         try:
-            chunks, _ = self._container.get_archive(path)
-            with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
-                member = tar.next()
-                handle = tar.extractfile(member) if member is not None else None
-                return handle.read() if handle is not None else b""
+            chunks, _ = self._container.get_archive(folder)
         except NotFound:
-            return b""
+            return {}
+        name = PurePosixPath(folder).name
+        files: dict[str, bytes] = {}
+        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+            members = {member.name.rstrip("/"): member for member in tar.getmembers()}
+            top = members.pop(name, None)
+            if top is None or not top.isdir() or top.mode & 0o777 != 0o700:
+                raise DockerBackendError(f"{folder} in the container of {self.image} is not the folder oec made")
+            for path, member in members.items():
+                base = path.removeprefix(name + "/")
+                if base not in _OUTPUTS or not member.isreg() or member.uid != top.uid:
+                    raise DockerBackendError(f"{folder} in the container of {self.image} holds {base!r}, "
+                                             "which oec's command did not write")
+                handle = tar.extractfile(member)
+                files[base] = handle.read() if handle is not None else b""
+        return files
 
     def stage_file(self, name: str, data: bytes) -> str:
         """A file for oec's own commands (a patch to apply, a report to fill), outside the repository."""
@@ -494,6 +524,19 @@ class DockerSession(CheckpointSteps):
         if code != 0:
             raise DockerBackendError(f"{what} failed in the container of {self.image}: {err.strip() or out.strip()}")
         return out
+
+    def _note_init(self) -> None:
+        """Note the container's own processes (PID 1's children: its `sleep`) before anything of the model's ran;
+        `exec_trusted` kills every other. Where they cannot be told apart (the hostname is not the id's), it
+        kills none, and says so."""
+        code, out, _ = self.exec_trusted(init_processes_script(self._hostname))
+        pids = tuple(int(line) for line in out.split() if line.isdigit())
+        if code == 0 and pids:
+            self._init_pids = pids
+        else:
+            log.warning("docker: the container of %s is not recognisable from inside (hostname not %s): a process "
+                        "the model leaves could outlive its command and tamper with oec's own", self.image,
+                        self._hostname)
 
     def _install_editor(self) -> None:
         """Copy editor_script.py and the pytest report plugin in, and pick a Python >= 3.6 for the editor
@@ -566,4 +609,3 @@ def remove_orphans(client: DockerClient | None = None) -> list[str]:
         container.remove(force=True)
         removed.append(container.name)
     return removed
-    return True

@@ -14,6 +14,11 @@ wrapped in a small script that bounds it from the inside:
   command's own shell, and the command itself is run by `exec bash -c "$1"`,
   exactly as the local sandbox runs it.
 
+The marker is only in the environment, so a process can drop it (`env -i`) and
+outlive the reaping; oec's own commands therefore start with `sweep_script`,
+which kills every process of the container but its init and `sleep`, so nothing
+of the model's runs while they write their output (`DockerSession.exec_trusted`).
+
 Git commands here are oec's own (checkout, diff, checkpoint; the text is
 `oec.env.git_scripts`', shared with the local sandbox), run without these
 wrappers but inside the container, never on the host: the repository is the
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterable
 
 from oec.env.git_scripts import (
     GIT,
@@ -40,15 +46,18 @@ __all__ = [
     "checkpoint_script",
     "diff_script",
     "find_python_script",
+    "init_processes_script",
     "isolate_history_script",
     "reap_script",
     "reset_script",
+    "sweep_script",
     "wrap_command",
 ]
 
 MARKER_VAR = "OEC_EXEC"
 _MARKER_RE = re.compile(r"[0-9a-f]{16,64}")
 _REAP_ROUNDS = 50  # a forking command keeps adding processes; pids_limit bounds how many each round finds
+_HOSTNAME_RE = re.compile(r"[0-9a-zA-Z][0-9a-zA-Z.-]{0,63}")
 
 
 def _check_marker(marker: str) -> str:
@@ -71,6 +80,44 @@ def reap_script(marker: str) -> str:
         f"case \"$(tr '\\0' '\\n' 2>/dev/null < \"$oec_d/environ\")\" in "
         f"*{needle}*) kill -9 \"${{oec_d#/proc/}}\" 2>/dev/null && oec_found=1;; esac; "
         "done; [ $oec_found = 0 ] && break; oec_round=$((oec_round + 1)); done"
+    )
+
+
+def _check_hostname(hostname: str) -> str:
+    if not _HOSTNAME_RE.fullmatch(hostname):
+        raise ValueError(f"not a container's hostname: {hostname!r}")
+    return hostname
+
+
+def init_processes_script(hostname: str) -> str:
+    """Print the pids of PID 1's children (in a container just started: its `sleep`), one a line; print nothing
+    where the hostname is not `hostname` (not the container this was meant for). Builtins only."""
+    return (f'[ "$HOSTNAME" = {_check_hostname(hostname)} ] || exit 0\n'
+            "for oec_d in /proc/[0-9]*; do "
+            '{ while read -r oec_k oec_v oec_rest; do '
+            'if [ "$oec_k" = PPid: ]; then [ "$oec_v" = 1 ] && echo "${oec_d#/proc/}"; break; fi; '
+            'done < "$oec_d/status"; } 2>/dev/null; done')
+
+
+def sweep_script(keep: Iterable[int], hostname: str) -> str:
+    """Bash that SIGKILLs every process of the container except PID 1, `keep` (its `sleep`) and the shell
+    running it, until a round finds none alive; exit 0 then, 1 when rounds run out or the hostname is not
+    `hostname` (the same text run anywhere else, e.g. on a host by a test's fake engine, kills nothing).
+
+    Run it in a subshell, `( ... )`: its exit ends only that, and both shells are spared ($$ and $BASHPID).
+    Builtins only (but the pause between rounds), so the shell has no children to spare; zombies are PID 1's.
+    """
+    spared = " ".join(["1", *(str(int(pid)) for pid in keep), "$$", "$BASHPID"])
+    return (
+        f'[ "$HOSTNAME" = {_check_hostname(hostname)} ] || exit 1\n'
+        f"oec_round=0; while [ $oec_round -lt {_REAP_ROUNDS} ]; do oec_found=0; "
+        "for oec_d in /proc/[0-9]*; do "
+        f'case " {spared} " in *" ${{oec_d#/proc/}} "*) continue;; esac; oec_state=; '
+        '{ while read -r oec_k oec_v oec_rest; do '
+        'if [ "$oec_k" = State: ]; then oec_state=$oec_v; break; fi; done < "$oec_d/status"; } 2>/dev/null; '
+        'case "$oec_state" in ""|Z|X) continue;; esac; '
+        'kill -9 "${oec_d#/proc/}" 2>/dev/null && oec_found=1; '
+        "done; [ $oec_found = 0 ] && exit 0; sleep 0.1; oec_round=$((oec_round + 1)); done; exit 1"
     )
 
 
