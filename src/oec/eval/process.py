@@ -39,6 +39,11 @@ def _ran_tests(trajectory: Trajectory) -> bool:
                for s in trajectory.steps)
 
 
+def rollouts_that_ran(eval_dir: str | Path) -> list[Trajectory]:
+    """The rollouts of an evaluation folder that ran: one that failed to run (oec's fault) says nothing of the model."""
+    return [t for t in RunDir(Path(eval_dir)).read() if not failed_to_run(t)]
+
+
 def process_metrics(trajectories: Iterable[Trajectory], tasks: Mapping[str, Task]) -> ProcessMetrics:
     items = list(trajectories)
     if not items:
@@ -61,7 +66,7 @@ def process_table(eval_dirs: list[tuple[str, str | Path]], tasks: Mapping[str, T
                    "ran tests"):
         table.add_column(column)
     for label, where in eval_dirs:
-        m = process_metrics((t for t in RunDir(Path(where)).read() if not failed_to_run(t)), tasks)
+        m = process_metrics(rollouts_that_ran(where), tasks)
         table.add_row(label, str(m.rollouts), f"{m.steps / m.rollouts:.1f}" if m.rollouts else "-",
                       f"{m.valid_action_rate:.0%}", f"{m.submitted_rate:.0%}", f"{m.edited_fix_file_rate:.0%}",
                       f"{m.ran_tests_rate:.0%}")

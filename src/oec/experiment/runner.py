@@ -32,7 +32,7 @@ from oec.cli.export_cmd import export_command
 from oec.cli.filter_cmd import FILTER_REPORT, FILTERED, build_filters
 from oec.collect.episode import EpisodeLimits
 from oec.collect.records import Trajectory
-from oec.collect.run_dir import TRAJECTORIES, RunDir
+from oec.collect.run_dir import TRAJECTORIES
 from oec.collect.attempts import failed_to_run
 from oec.data.export import read_trajectories, write_text_atomic
 from oec.data.filters import apply_filters
@@ -40,7 +40,7 @@ from oec.eval.evaluate import EVAL_SUMMARY, evaluate, load_summary
 from oec.eval.stats import discordant, mcnemar_exact, paired_bootstrap
 from oec.experiment.arms import ARMS, Arm
 from oec.experiment.config import ExperimentConfig
-from oec.eval.process import process_metrics
+from oec.eval.process import process_metrics, rollouts_that_ran
 from oec.models.portable import release_providers
 from oec.pipeline.config import PipelineConfig, TasksSection
 from oec.pipeline.run import PipelineError, _collect, _train, _write_tasks, is_current
@@ -178,7 +178,7 @@ def _train_record(checkpoint: Path | None) -> dict:
 
 
 def _outcomes(eval_dir: Path) -> dict[tuple[str, int], bool]:
-    return {(t.instance_id, t.sample_index): t.resolved for t in RunDir(eval_dir).read() if not failed_to_run(t)}
+    return {(t.instance_id, t.sample_index): t.resolved for t in rollouts_that_ran(eval_dir)}
 
 
 def paired_differences(outcomes: dict[str, dict[tuple[str, int], bool]], resamples: int, seed: int) -> list[dict]:
@@ -274,7 +274,7 @@ def _run_arm(config: ExperimentConfig, arm: Arm, d: ArmData | None, collect_dir:
     _evaluate_arm(config, arm, model, held_out, held_out_file, arm_dir, console, newer_than)
     summary = load_summary(arm_dir / "eval")
     tasks = {t.instance_id: t for t in held_out}
-    ran = [t for t in RunDir(arm_dir / "eval").read() if not failed_to_run(t)]
+    ran = rollouts_that_ran(arm_dir / "eval")
     row.update(model=model, eval=summary.model_dump(exclude={"instances"}),
                process=process_metrics(ran, tasks).model_dump(), train=_train_record(checkpoint))
     return row
