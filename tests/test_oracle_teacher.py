@@ -125,3 +125,21 @@ def test_the_edit_thought_names_a_removed_line_that_also_appears_further_down() 
     thought = _describe("calc/parser.py", hunk, "", shown=62)
     assert thought == ("The view shows line 64 of calc/parser.py: `return token`. "
                        "In calc/parser.py, remove 1 line.")
+
+
+def test_the_edit_quotes_the_changed_lines_and_only_the_context_that_makes_them_unique() -> None:
+    from oec.models.oracle import Hunk
+
+    view = ["    def advance(self) -> Token:", "        token = self.tokens[self.index]", "        return token",
+            "        self.index += 1", "        return token", "", "    def peek(self) -> Token:"]
+    early_return = Hunk(62, 62, tuple(view[:5]), (view[0], view[1], view[3], view[4]))
+    edit = early_return.narrowed("\n".join(view))
+    # `return token` alone occurs twice in what the view showed: one line after it makes it unique
+    assert (edit.old_text, edit.new_text) == ("        return token\n        self.index += 1", "        self.index += 1")
+    assert edit.old_start == edit.new_start == 64
+    inverted = Hunk(10, 10, ("    x = 1", "    if not (x > 0):", "        y()", "    z()"),
+                    ("    x = 1", "    if x > 0:", "        y()", "    z()"))
+    edit = inverted.narrowed("\n".join(inverted.old_lines))
+    assert (edit.old_text, edit.new_text, edit.old_start) == ("    if not (x > 0):", "    if x > 0:", 11)
+    nowhere = inverted.narrowed("")  # the view did not show it: the whole hunk, as before
+    assert nowhere == inverted
