@@ -4,6 +4,7 @@ the experiment end to end (scripted student, oracle expert, bundled tasks, train
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -272,6 +273,9 @@ def test_shipped_experiment_configs_load() -> None:
     for path in configs:
         config = load_experiment(path)
         assert config.tasks.held_out.is_absolute() and config.tasks.held_out.name == "held-out.jsonl"
+        # the run's folder too: `../runs/...` is the repository's runs/, not one above the working directory
+        out = Path(os.path.normpath(config.run.out))
+        assert out.is_relative_to(Path(os.path.normpath(path.parent.parent)) / "runs"), config.run.out
         assert "base" in config.arms and "oec" in config.arms and "bc" in config.arms
 
 

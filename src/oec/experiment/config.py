@@ -80,9 +80,12 @@ class ExperimentConfig(_Section):
 
 
 def load_experiment(path: Path) -> ExperimentConfig:
-    """Read and validate an experiment config; errors name the file and the dotted field."""
+    """Read and validate an experiment config; errors name the file and the dotted field. Relative paths
+    in it (tasks, repos, `[run] out`) are relative to the config's folder."""
     config = read_config(path, ExperimentConfig)
     base = path.parent
+    if "out" in config.run.model_fields_set and not config.run.out.is_absolute():
+        config.run.out = base / config.run.out  # like the task files: beside the config, wherever it is run from
     for section, name in ((config.tasks, "train"), (config.tasks, "held_out"), (config.tasks, "repos")):
         value = getattr(section, name)
         if value is not None and not value.is_absolute():
