@@ -100,3 +100,19 @@ def repository_image(client, tag: str, repository: Path) -> str:
     client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True)
     return tag
 
+
+
+def calc_task_image(client, context: Path, prefix: str):
+    """Yield the calc task (`conftest.make_calc_repo`) with an image of its own, `<prefix>:<random>`, built
+    from the repository made in `context`; remove the image afterwards. For module fixtures: `yield from`."""
+    import uuid
+
+    from conftest import make_calc_repo
+
+    from oec.tasks.model import Task
+
+    tag = f"{prefix}:{uuid.uuid4().hex[:8]}"
+    task = Task.model_validate({**make_calc_repo(context / "testbed"), "image_name": tag})
+    repository_image(client, tag, context / "testbed")
+    yield task
+    client.images.remove(tag, force=True)

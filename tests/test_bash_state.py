@@ -16,7 +16,7 @@ from pathlib import Path
 
 import docker_images
 import pytest
-from conftest import SweRepo, make_calc_repo
+from conftest import SweRepo
 
 from oec.agent.actions import Action
 from oec.agent.tools import execute
@@ -192,12 +192,7 @@ def test_a_new_session_starts_fresh(swe_repo: SweRepo, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def docker_task(engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Task]:
-    context = tmp_path_factory.mktemp("bash-state-image")
-    tag = f"oec-test-bash-state:{uuid.uuid4().hex[:8]}"
-    task = Task.model_validate({**make_calc_repo(context / "testbed"), "image_name": tag})
-    docker_images.repository_image(engine, tag, context / "testbed")
-    yield task
-    engine.images.remove(tag, force=True)
+    yield from docker_images.calc_task_image(engine, tmp_path_factory.mktemp("bash-state-image"), "oec-test-bash-state")
 
 
 def test_docker_state_persists_like_the_local_one(engine, docker_task: Task) -> None:

@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import json
 import shlex
-import uuid
 
 import docker_images
 import pytest
-from conftest import make_calc_repo
 
 from oec.env.docker_backend import STAGE_DIR, DockerSession
 from oec.env.repos import RepoIndex
@@ -88,12 +86,7 @@ def survive(fake: str) -> str:
 
 @pytest.fixture(scope="module")
 def calc_image(engine, tmp_path_factory: pytest.TempPathFactory) -> Task:
-    context = tmp_path_factory.mktemp("docker-context")
-    tag = f"oec-test-calc-stage:{uuid.uuid4().hex[:8]}"
-    task = Task.model_validate({**make_calc_repo(context / "testbed"), "image_name": tag})
-    docker_images.repository_image(engine, tag, context / "testbed")
-    yield task
-    engine.images.remove(tag, force=True)
+    yield from docker_images.calc_task_image(engine, tmp_path_factory.mktemp("docker-context"), "oec-test-calc-stage")
 
 
 def _attacker_alive(session: DockerSession) -> bool:
