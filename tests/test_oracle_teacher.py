@@ -143,3 +143,48 @@ def test_the_edit_quotes_the_changed_lines_and_only_the_context_that_makes_them_
     assert (edit.old_text, edit.new_text, edit.old_start) == ("    if not (x > 0):", "    if x > 0:", 11)
     nowhere = inverted.narrowed("")  # the view did not show it: the whole hunk, as before
     assert nowhere == inverted
+
+
+def _numbered(lines: list[str], first: int, last: int) -> str:
+    """What the editor's view of lines [first, last] shows (`cat -n` style)."""
+    return "\n".join(f"{n:6}\t{lines[n - 1]}" for n in range(first, min(last, len(lines)) + 1))
+
+
+def test_the_oracle_reads_down_from_the_definition_in_fixed_windows() -> None:
+    """Where a change ends is what a student cannot see before it reads: the oracle reads from the `def` line
+    grep showed, a fixed number of lines at a time, and edits only once a view shows the changed line."""
+    import difflib
+
+    from oec.models.oracle import VIEW_WINDOW, WINDOW_OVERLAP
+    from oec.tasks.model import Task
+
+    body = [f"    v{i} = x + {i}" for i in range(30)]
+    buggy = ["def helper(x):", "    return long_function(x)", "", "", "def long_function(x):", *body,
+             "    if not (x > 0):", "        return -x", "    return x"]
+    fixed = [line.replace("if not (x > 0):", "if x > 0:") for line in buggy]
+    diff = "".join(difflib.unified_diff([f"{line}\n" for line in buggy], [f"{line}\n" for line in fixed],
+                                        "a/pkg/mod.py", "b/pkg/mod.py"))
+    task = Task(instance_id="t", repo="o/r", base_commit="0" * 40, patch="diff --git a/pkg/mod.py b/pkg/mod.py\n" + diff,
+                problem_statement="The bug is in the function `long_function` in `pkg/mod.py`.",
+                FAIL_TO_PASS=["tests/test_mod.py::test_sign"])
+    grep = "\n".join(f"./pkg/mod.py:{n}:{line}" for n, line in enumerate(buggy, 1) if "long_function" in line)
+    model, steps, views = OracleProvider().for_task(task), [], []
+    while True:
+        completion = asyncio.run(model.complete(render(task, steps, "native")))
+        call, args = completion.tool_calls[0], completion.tool_calls[0].arguments
+        if call.name == "str_replace_editor" and args["command"] == "str_replace":
+            break
+        observation = "(no output)"
+        if call.name == "bash" and args["command"].startswith("grep"):
+            observation = grep
+        elif call.name == "str_replace_editor":
+            views.append(args["view_range"])
+            observation = "Here's the result of running `cat -n` on pkg/mod.py:\n" + _numbered(buggy, *args["view_range"])
+        steps.append(Step(index=len(steps), source="expert", model="oracle", format="native", thought=completion.text,
+                          action=Action(tool=call.name, arguments=args), observation=observation))
+    step = VIEW_WINDOW - WINDOW_OVERLAP
+    # the def is line 5 (not the call on line 2); the changed line 36 is past the first window, inside the second
+    assert views == [[5, 5 + VIEW_WINDOW - 1], [5 + step, 5 + step + VIEW_WINDOW - 1]]
+    assert "line 5 is `def long_function(x):`" in steps[-2].thought
+    assert completion.text.startswith("The view shows line 36 of pkg/mod.py: `if not (x > 0):`")
+    assert (args["old_str"], args["new_str"]) == ("    if not (x > 0):", "    if x > 0:")

@@ -21,9 +21,11 @@ thought):
    file the fix touches, run the existing tests and read the traceback, and
    last list the files; the gold patch only decides which of these leads to
    follow;
-4. per file of the gold patch: view the region (from the lead's line when it
-   is near), then one ``str_replace`` per hunk whose lines the latest view
-   shows, quoting that line in its thought (``create`` for new files, ``rm``
+4. per file of the gold patch: read down from the lead's line (the ``def``
+   grep showed, when there is one above the change) in fixed windows of
+   `VIEW_WINDOW` lines until a view shows the change (no lead near: view the
+   change's region), then one ``str_replace`` per hunk whose lines the latest
+   view shows, quoting that line in its thought (``create`` for new files, ``rm``
    for deleted ones); when an edit does not apply as expected, view more
    context and widen it, and when the view does not show the expected lines
    (a student changed the file, or committed a change), restore the file and
@@ -71,8 +73,15 @@ __all__ = [
 ]
 
 ORACLE_NAME = "oracle"
-#: lines of extra context shown around a hunk when the oracle views a file
+#: lines of extra context shown around a hunk when the oracle views a file with no lead to read from
 VIEW_MARGIN = 5
+#: lines one view shows when the oracle reads down from a lead (a definition grep found, a traceback line):
+#: a fixed window, because where the change ends is what a student cannot see before it reads the code
+VIEW_WINDOW = 25
+#: windows read down from a lead before the oracle views the change's region directly
+MAX_WINDOWS = 3
+#: consecutive windows share these lines, so a change near a window's end is shown whole by the next one
+WINDOW_OVERLAP = 6
 #: extra lines on each side used to make a non-unique old side unique, one round each
 WIDEN_MARGINS = (4, 12)
 
@@ -280,14 +289,15 @@ def _viewed_lines(observation: str) -> dict[int, str]:
     return found
 
 
-_GREP_HIT = re.compile(r"^(?:\./)?([^:\n]+\.py):(\d+):", re.MULTILINE)
+_GREP_HIT = re.compile(r"^(?:\./)?([^:\n]+\.py):(\d+):(.*)$", re.MULTILINE)
+_DEFINES = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s")
 
 
-def _grep_hits(observation: str | None) -> dict[str, list[int]]:
-    """Path -> line numbers from ``grep -rn`` output (``./path:line:text``)."""
-    hits: dict[str, list[int]] = {}
+def _grep_hits(observation: str | None) -> dict[str, dict[int, str]]:
+    """Path -> line number -> text, from ``grep -rn`` output (``./path:line:text``)."""
+    hits: dict[str, dict[int, str]] = {}
     for match in _GREP_HIT.finditer(observation or ""):
-        hits.setdefault(match.group(1), []).append(int(match.group(2)))
+        hits.setdefault(match.group(1), {})[int(match.group(2))] = match.group(3)
     return hits
 
 
@@ -321,6 +331,22 @@ def _statement_names(statement: str) -> list[str]:
     found = _NAME.findall(spans) + _CALL.findall(statement)
     modules = set(_IMPORTED.findall(statement))  # a package name leads everywhere at once
     return list(dict.fromkeys(n for n in found if n not in _PLAIN and n not in modules))
+
+
+def _edit_shown(hunk: Hunk, observation: str | None) -> tuple[Hunk, int] | None:
+    """The edit to make (the hunk narrowed to what the view showed) and the line where the view shows its old
+    side, or None when the view does not show it."""
+    viewed = _viewed_lines(observation or "")
+    if not viewed:
+        return None
+    edit = hunk.narrowed("\n".join(viewed[n] for n in sorted(viewed)))
+    at = _shown_at(observation, edit.old_lines)
+    return None if at is None else (edit, at)
+
+
+def _failed_view(observation: str | None) -> bool:
+    """The editor refused the view (a range past the file's end): reading further down cannot help."""
+    return observation is None or observation.startswith("ERROR")
 
 
 def _edited(observation: str | None) -> bool:
@@ -417,7 +443,7 @@ class OracleModel:
         self._done = False
         self._tests_passed: bool | None = None  # None: no test run (yet)
         self._names = _statement_names(task.problem_statement)
-        self._greps: dict[str, dict[str, list[int]]] = {}  # name grepped -> its hits
+        self._greps: dict[str, dict[str, dict[int, str]]] = {}  # name grepped -> path -> line -> text
         self._tests_run = False
         #: what the tree is compared with and restored from: HEAD, unless the history shows a student moved it
         self.ref = "HEAD"
@@ -556,16 +582,15 @@ class OracleModel:
         total = len(hunks)
         for number, hunk in enumerate(hunks, 1):
             where = f" (change {number} of {total})" if total > 1 else ""
-            if _shown_at(obs, hunk.old_lines) is None:
-                obs = yield self._view_act(path, hunk, lead if number == 1 else "", lines)
-            shown = _shown_at(obs, hunk.old_lines)
+            if _edit_shown(hunk, obs) is None:
+                obs = yield from self._read_to(path, hunk, lead if number == 1 else "", lines)
+            shown = _edit_shown(hunk, obs)
             if shown is None:
                 yield self._patch_act(diff, f"The view does not show the code I expected in {path} (it has been "
                                             "changed); I'll restore the file and apply the change to it as a patch.")
                 return
-            viewed = _viewed_lines(obs or "")
-            edit = hunk.narrowed("\n".join(viewed[n] for n in sorted(viewed)))
-            obs = yield _Act(_describe(path, edit, where, shown + edit.old_start - hunk.old_start), "str_replace_editor",
+            edit, at = shown
+            obs = yield _Act(_describe(path, edit, where, at), "str_replace_editor",
                              {"command": "str_replace", "path": path,
                               "old_str": edit.old_text, "new_str": edit.new_text})
             if _edited(obs) or (yield from self._widened_edit(path, hunk, where, obs)):
@@ -574,10 +599,11 @@ class OracleModel:
                                         "and apply the whole change to it as a patch.")
             return
 
-    def _locate(self, path: str) -> Generator[_Act, str | None, tuple[str, list[int]]]:
+    def _locate(self, path: str) -> Generator[_Act, str | None, tuple[str, dict[int, str]]]:
         """Find `path` from what can be seen: grep the statement's names, else the tests' traceback, else a listing.
 
-        Returns the lead (how the file was found, for the thoughts) and the line numbers it points at.
+        Returns the lead (how the file was found, for the thoughts) and the lines it points at (number -> the
+        text grep showed there, "" when the lead shows no text).
         """
         for name, hits in self._greps.items():
             if path in hits:
@@ -595,10 +621,10 @@ class OracleModel:
             obs = yield _Act("The names in the issue did not lead me to the code; let me run the existing "
                              "tests and read the traceback.", "bash", {"command": command})
             if lines := _trace_lines(obs, path):
-                return f"the traceback points at {path}", lines
+                return f"the traceback points at {path}", dict.fromkeys(lines, "")
         yield _Act("Let me list the project's files to find the module the issue is about.",
                    "bash", {"command": "git ls-files"})
-        return f"the file list shows {path}, the module the issue is about", []
+        return f"the file list shows {path}, the module the issue is about", {}
 
     def _grep_order(self, path: str) -> list[str]:
         """The statement's names not grepped yet, those the change's text mentions first (the gold picks the lead)."""
@@ -614,14 +640,37 @@ class OracleModel:
 
         return sorted(fresh, key=rank)
 
-    def _view_act(self, path: str, hunk: Hunk, lead: str, lines: list[int]) -> _Act:
-        """View the hunk's region, from the lead's line when it lies just above."""
+    def _read_to(self, path: str, hunk: Hunk, lead: str,
+                 lines: dict[int, str]) -> Generator[_Act, str | None, str | None]:
+        """Read down from the lead's line in fixed windows until a view shows the change; returns that view.
+
+        The lead's line is a definition grep showed when one lies above the change (a student's rule: read the
+        function from its `def`), else the nearest lead line above it. The gold patch only picks which of the
+        lines the lead showed to start from; how far to read is the same for every task. With no lead line
+        near, the oracle views the change's region, as before.
+        """
+        changed = hunk.new_start + _changed_lines(hunk.old_lines, hunk.new_lines)[2]  # its first changed line
+        near = [n for n in lines if changed - 40 <= n <= changed]
+        if not (lead and near):
+            return (yield self._view_act(path, hunk, lead))
+        defs = [n for n in near if _DEFINES.match(lines[n])]
+        top = max(defs or near)
+        text = lines[top].strip()
+        thought = (f"{lead}: line {top} is `{text[:100]}`; let me read the code from there." if text
+                   else f"{lead} (line {top}); let me read the code from there.")
+        obs: str | None = None
+        for _ in range(MAX_WINDOWS):
+            obs = yield _Act(thought, "str_replace_editor",
+                             {"command": "view", "path": path, "view_range": [top, top + VIEW_WINDOW - 1]})
+            if _edit_shown(hunk, obs) is not None or _failed_view(obs):
+                return obs
+            top += VIEW_WINDOW - WINDOW_OVERLAP
+            thought = f"The code goes on past that view; let me read on from line {top}."
+        return (yield self._view_act(path, hunk, ""))
+
+    def _view_act(self, path: str, hunk: Hunk, lead: str) -> _Act:
+        """View the hunk's region (no lead line to read down from)."""
         start, end = _around(hunk, VIEW_MARGIN)
-        near = [n for n in lines if start - 40 <= n <= end]
-        if lead and near:
-            hit = min(max(n for n in near if n <= end), start)
-            return _Act(f"{lead} (line {max(near)}); let me read the code around it.", "str_replace_editor",
-                        {"command": "view", "path": path, "view_range": [hit, end]})
         why = f"{lead}; let me read the relevant part." if lead else f"Let me look at the next part of {path}."
         return _Act(why[0].upper() + why[1:], "str_replace_editor",
                     {"command": "view", "path": path, "view_range": [start, end]})
