@@ -27,7 +27,8 @@ from oec.tasks.bundled import load_bundled_tasks
 from oec.tasks.loaders import load_tasks_strict
 
 OEC = [sys.executable, "-m", "oec"]
-_NUMBERED = re.compile(r"^ *\d+\t", re.MULTILINE)
+_NUMBERED = re.compile(r"^ *\d+\t|^\d+[:-]", re.MULTILINE)  # the editor's view, `grep -n -A` on one file
+_SED_DELETE = re.compile(r"^sed -i '?(\d+)(?:,(\d+))?d'? (\S+)$")
 _HISTORY = re.compile(r"\bgit\s+(?:log|show|reflog|rev-list|blame|cat-file)\b|\bgit\s+diff\s+\S*[0-9a-f]{7,}")
 
 
@@ -49,13 +50,37 @@ def _edits(step: dict) -> str | None:
     return args.get("old_str", "") if args["command"] == "str_replace" else ""
 
 
-def assert_teaches(trajectory: dict, base_commit: str) -> None:
+def _shown_lines(observation: str) -> dict[int, str]:
+    found = {}
+    for line in observation.split("\n"):
+        if match := re.match(r"^ *(\d+)\t(.*)$|^(\d+)[:-](.*)$", line):
+            number, text = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+            found[int(number)] = text
+    return found
+
+
+def assert_deletes_what_it_saw(steps: list[dict], i: int, removed: list[str]) -> None:
+    """A `sed -i 'N[,M]d' path` deletion: the latest observation before it showed those line numbers, holding
+    lines the gold patch removes."""
+    command = (steps[i].get("action") or {}).get("arguments", {}).get("command", "")
+    match = _SED_DELETE.match(command)
+    if match is None:
+        return
+    first, last = int(match.group(1)), int(match.group(2) or match.group(1))
+    shown = _shown_lines(steps[i - 1]["observation"] or "")
+    assert all(n in shown for n in range(first, last + 1)), (command, steps[i - 1]["observation"])
+    assert all(shown[n] in removed for n in range(first, last + 1)), (command, removed)
+    assert steps[i]["thought"].startswith("The view shows"), steps[i]["thought"]
+
+
+def assert_teaches(trajectory: dict, base_commit: str, removed: list[str] | None = None) -> None:
     steps = trajectory["steps"]
     assert trajectory["reward"]["resolved"], trajectory["instance_id"]
     for i, step in enumerate(steps):
         arguments = json.dumps((step.get("action") or {}).get("arguments") or {})
         assert base_commit not in arguments and base_commit[:7] not in arguments, (i, arguments)
         assert not _HISTORY.search(arguments), (i, arguments)
+        assert_deletes_what_it_saw(steps, i, removed or [])
         old = _edits(step)
         if old:  # some earlier observation showed the lines it replaces (views stripped of their numbers)
             seen = [_NUMBERED.sub("", s["observation"] or "") for s in steps[:i]]
@@ -78,7 +103,10 @@ def test_oracle_teaches_on_the_bundled_suite(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_oracle_teaches_on_synthesized_tasks(tmp_path: Path) -> None:
     out = tmp_path / "synth"
-    _oec("synth", "--bundled", "--max", "3", "--out", str(out / "tasks.jsonl"))
+    # the families and statements of the CPU miniature: the oracle reads the named function with `grep -n -A`
+    # and deletes an injected early return by its line number
+    _oec("synth", "--bundled", "--max", "3", "--kinds", "early_return,invert_condition", "--locate",
+         "--out", str(out / "tasks.jsonl"))
     tasks = {t.instance_id: t for t in load_tasks_strict(out / "tasks.jsonl")}
     assert tasks
     _oec("collect", str(out / "tasks.jsonl"), "--repos", str(out / "repos"), "--strategy", "bc",
@@ -86,7 +114,11 @@ def test_oracle_teaches_on_synthesized_tasks(tmp_path: Path) -> None:
     trajectories = _trajectories(tmp_path / "run")
     assert {t["instance_id"] for t in trajectories} == set(tasks)
     for trajectory in trajectories:
-        assert_teaches(trajectory, tasks[trajectory["instance_id"]].base_commit)
+        task = tasks[trajectory["instance_id"]]
+        removed = [line[1:] for line in task.patch.split("\n") if line.startswith("-") and not line.startswith("---")]
+        assert_teaches(trajectory, task.base_commit, removed)
+    commands = [s["action"]["arguments"].get("command", "") for t in trajectories for s in t["steps"] if s.get("action")]
+    assert any(c.startswith("grep -n -w -A") for c in commands) and any(_SED_DELETE.match(c) for c in commands)
 
 
 def test_statement_names_are_code_names() -> None:
@@ -188,3 +220,24 @@ def test_the_oracle_reads_down_from_the_definition_in_fixed_windows() -> None:
     assert "line 5 is `def long_function(x):`" in steps[-2].thought
     assert completion.text.startswith("The view shows line 36 of pkg/mod.py: `if not (x > 0):`")
     assert (args["old_str"], args["new_str"]) == ("    if not (x > 0):", "    if x > 0:")
+
+
+def test_a_pure_deletion_is_made_by_line_number_and_anything_else_by_str_replace() -> None:
+    from oec.models.oracle import Hunk, _deleted_lines
+
+    early = Hunk(10, 10, ("    x = f()", "    return", "    y = g(x)"), ("    x = f()", "    y = g(x)"))
+    assert _deleted_lines(early, at=10) == "11"
+    two = Hunk(10, 10, ("    a", "    b", "    c", "    d"), ("    a", "    d"))
+    assert _deleted_lines(two, at=40) == "41,42"
+    apart = Hunk(10, 10, ("    a", "    b", "    c", "    d"), ("    a", "    c"))  # two runs: not one sed range
+    inverted = Hunk(10, 10, ("    if not (x):",), ("    if x:",))
+    assert _deleted_lines(apart, at=10) == "" and _deleted_lines(inverted, at=10) == ""
+
+
+def test_the_function_a_statement_names_on_its_own_is_read_first() -> None:
+    from oec.models.oracle import _named_functions
+
+    statement = ("`test_unknown_character` fails\n\n- `tests/test_lexer.py::test_unknown_character`: boom\n"
+                 "```\npython -m pytest -rA tests/test_lexer.py\n```\n"
+                 "The bug is in the function `__init__` (`CalcError.__init__`) in `calc/errors.py`.")
+    assert _named_functions(statement) == ["__init__"]

@@ -16,7 +16,11 @@ thought):
    ``git commit``, ``reset``, branch switch ...), HEAD is no longer the task's
    start, so the inspection adds ``git diff <base> --stat`` and restores (and
    the patch fallback below checks out) from the base commit instead;
-3. localise from what it can see: ``grep -rn NAME`` for the names the problem
+3. when the statement names the file and a function on its own (a code span
+   that is just a name), read that function at once with
+   ``grep -n -w -A 24 'def NAME' FILE``, both copied from the statement;
+   otherwise, or when that does not show the change,
+   localise from what it can see: ``grep -rn NAME`` for the names the problem
    statement gives (code spans, call-like words), and when no hit lands in a
    file the fix touches, run the existing tests and read the traceback, and
    last list the files; the gold patch only decides which of these leads to
@@ -25,7 +29,8 @@ thought):
    grep showed, when there is one above the change) in fixed windows of
    `VIEW_WINDOW` lines until a view shows the change (no lead near: view the
    change's region), then one ``str_replace`` per hunk whose lines the latest
-   view shows, quoting that line in its thought (``create`` for new files, ``rm``
+   view shows, quoting that line in its thought (a change that only deletes
+   a run of lines deletes them by the numbers the view shows, ``sed -i 'Nd'``) (``create`` for new files, ``rm``
    for deleted ones); when an edit does not apply as expected, view more
    context and widen it, and when the view does not show the expected lines
    (a student changed the file, or committed a change), restore the file and
@@ -278,13 +283,15 @@ def parse_repo_state(observation: str) -> RepoState:
 
 
 _VIEW_LINE = re.compile(r"^ *(\d+)\t(.*)$")
+_GREP_CONTEXT_LINE = re.compile(r"^(\d+)[:-](.*)$")
 
 
 def _viewed_lines(observation: str) -> dict[int, str]:
-    """Line number -> text from the editor's ``cat -n`` style view."""
+    """Line number -> text from the editor's ``cat -n`` style view, or from ``grep -n -A`` on one file
+    (``12:match``, ``13-context``)."""
     found: dict[int, str] = {}
     for line in observation.split("\n"):
-        if match := _VIEW_LINE.match(line):
+        if match := _VIEW_LINE.match(line) or _GREP_CONTEXT_LINE.match(line):
             found[int(match.group(1))] = match.group(2)
     return found
 
@@ -317,6 +324,7 @@ def _shown_at(observation: str | None, lines: tuple[str, ...]) -> int | None:
 
 
 _CODE_SPAN = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
+_NAME_SPAN = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)`")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 _CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]{2,})(?:\(|\.[A-Za-z_])")
 _IMPORTED = re.compile(r"^[>.\s]*(?:from|import)\s+([A-Za-z_]\w*)", re.MULTILINE)
@@ -333,6 +341,13 @@ def _statement_names(statement: str) -> list[str]:
     return list(dict.fromkeys(n for n in found if n not in _PLAIN and n not in modules))
 
 
+def _named_functions(statement: str) -> list[str]:
+    """Functions the statement names on their own (a code span that is just a name, dotted or not: its last
+    part), in its order; test names are what fails, not where the bug is."""
+    names = (m.group(1).rsplit(".", 1)[-1] for m in _NAME_SPAN.finditer(statement))
+    return list(dict.fromkeys(n for n in names if not n.startswith("test") and n not in _PLAIN))
+
+
 def _edit_shown(hunk: Hunk, observation: str | None) -> tuple[Hunk, int] | None:
     """The edit to make (the hunk narrowed to what the view showed) and the line where the view shows its old
     side, or None when the view does not show it."""
@@ -342,6 +357,20 @@ def _edit_shown(hunk: Hunk, observation: str | None) -> tuple[Hunk, int] | None:
     edit = hunk.narrowed("\n".join(viewed[n] for n in sorted(viewed)))
     at = _shown_at(observation, edit.old_lines)
     return None if at is None else (edit, at)
+
+
+def _deleted_lines(edit: Hunk, at: int) -> str:
+    """``N`` or ``N,M`` when the edit only deletes a run of lines, the view having shown its old side at line
+    `at`; else "". Deleting by the line numbers the view shows is the edit a student can copy most surely:
+    a `str_replace` that deletes must quote the next line too and leave it in, which small students get wrong
+    (they write new_str == old_str)."""
+    removed, added, first = _changed_lines(edit.old_lines, edit.new_lines)
+    if added or not removed or edit.old_no_newline or edit.new_no_newline:
+        return ""
+    if edit.old_lines[:first] + edit.old_lines[first + len(removed):] != edit.new_lines:
+        return ""  # removed lines that are not one run
+    start, end = at + first, at + first + len(removed) - 1
+    return str(start) if start == end else f"{start},{end}"
 
 
 def _failed_view(observation: str | None) -> bool:
@@ -577,8 +606,8 @@ class OracleModel:
             yield self._patch_act(diff, f"The change to {path} is not a plain text edit; I'll apply it as a patch.")
             return
         hunks = [h.trimmed() for h in diff.hunks]
-        lead, lines = yield from self._locate(path)
-        obs: str | None = None
+        obs = yield from self._read_definition(path)
+        lead, lines = ("", {}) if _edit_shown(hunks[0], obs) else (yield from self._locate(path))
         total = len(hunks)
         for number, hunk in enumerate(hunks, 1):
             where = f" (change {number} of {total})" if total > 1 else ""
@@ -590,14 +619,32 @@ class OracleModel:
                                             "changed); I'll restore the file and apply the change to it as a patch.")
                 return
             edit, at = shown
-            obs = yield _Act(_describe(path, edit, where, at), "str_replace_editor",
-                             {"command": "str_replace", "path": path,
-                              "old_str": edit.old_text, "new_str": edit.new_text})
-            if _edited(obs) or (yield from self._widened_edit(path, hunk, where, obs)):
-                continue
+            if lines_gone := _deleted_lines(edit, at):
+                obs = yield _Act(_describe(path, edit, where, at), "bash",
+                                 {"command": f"sed -i {_q(lines_gone + 'd')} {_q(path)}"})
+                if not _failed_bash(obs):
+                    continue
+            else:
+                obs = yield _Act(_describe(path, edit, where, at), "str_replace_editor",
+                                 {"command": "str_replace", "path": path,
+                                  "old_str": edit.old_text, "new_str": edit.new_text})
+                if _edited(obs) or (yield from self._widened_edit(path, hunk, where, obs)):
+                    continue
             yield self._patch_act(diff, f"The edit to {path} did not apply as expected; I'll restore the file "
                                         "and apply the whole change to it as a patch.")
             return
+
+    def _read_definition(self, path: str) -> Generator[_Act, str | None, str | None]:
+        """When the statement names the file and a function: grep the function's definition in that file with
+        the lines after it, one call that a student can copy from the statement (no path or line number to
+        carry over from a search). Returns what it showed, or None when the statement names neither."""
+        functions = _named_functions(self.task.problem_statement)
+        if path not in self.task.problem_statement or not functions:
+            return None
+        name = functions[0]
+        command = f"grep -n -w -A {VIEW_WINDOW - 1} {_q('def ' + name)} {_q(path)}"
+        return (yield _Act(f"The issue names `{name}` and {path}; let me read the function's definition there.",
+                           "bash", {"command": command}))
 
     def _locate(self, path: str) -> Generator[_Act, str | None, tuple[str, dict[int, str]]]:
         """Find `path` from what can be seen: grep the statement's names, else the tests' traceback, else a listing.
