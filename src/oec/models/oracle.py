@@ -30,8 +30,8 @@ thought):
    `VIEW_WINDOW` lines until a view shows the change (no lead near: view the
    change's region), then one ``str_replace`` per hunk whose lines the latest
    view shows, quoting that line in its thought (a change that only deletes
-   a run of lines deletes them by the numbers the view shows, ``sed -i 'Nd'``) (``create`` for new files, ``rm``
-   for deleted ones); when an edit does not apply as expected, view more
+   a run of lines deletes them by the numbers the view shows, ``sed -i 'Nd'``;
+   ``create`` for new files, ``rm`` for deleted ones); when an edit does not apply as expected, view more
    context and widen it, and when the view does not show the expected lines
    (a student changed the file, or committed a change), restore the file and
    ``git apply`` its part of the gold patch, which always ends with the gold
