@@ -519,13 +519,24 @@ def test_run_matches_the_local_sandbox_exit_codes_markers_and_truncation(host_do
         assert flood.output.endswith(f"[... command killed: it printed more than {4 << 20} bytes ...]")
 
 
+def _survivors_of_detached_sleeps(session: DockerSession) -> int:
+    """Start a background and a setsid'ed sleep of a duration no other process has, then count how many of them
+    are still running a few seconds after the command ended (0 when the reaping worked). A host-wide count of
+    `sleep 300` also counted other tests' processes."""
+    duration = f"300.{uuid.uuid4().int % 10**6:06d}"
+    session.run(f"sleep {duration} & setsid sleep {duration} & echo started")
+    count = ("for p in /proc/[0-9]*; do tr '\\0' ' ' 2>/dev/null < $p/cmdline; echo; done"
+             f" | grep -c '^sleep {duration}' || true")
+    deadline = time.monotonic() + 5  # a killed process may take a moment to leave /proc
+    while (left := int(session.run(count).output.strip() or 0)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
 def test_nothing_a_command_starts_survives_into_the_next(host_docker) -> None:
     _, task = host_docker
     with DockerSession.open(task) as session:
-        session.run("sleep 300 & setsid sleep 300 & echo started")
-        leftovers = session.run("for p in /proc/[0-9]*; do tr '\\0' ' ' 2>/dev/null < $p/cmdline; echo; done"
-                                " | grep -c '^sleep 300' || true")
-        assert leftovers.output.strip() == "0"
+        assert _survivors_of_detached_sleeps(session) == 0
 
 
 def test_trusted_output_that_is_not_what_the_command_wrote_is_refused(host_docker) -> None:
@@ -674,10 +685,7 @@ def test_real_container_limits_and_commands(engine, real_task: Task) -> None:
         slow = session.run("echo begun; sleep 60", timeout_s=1)
         assert slow.timed_out and slow.exit_code is None and time.monotonic() - started < 15
         assert slow.output.startswith("begun\n") and "command timed out after 1 s" in slow.output
-        session.run("sleep 300 & setsid sleep 300 & echo started")
-        leftovers = session.run("for p in /proc/[0-9]*; do tr '\\0' ' ' 2>/dev/null < $p/cmdline; echo; done"
-                                " | grep -c '^sleep 300' || true")
-        assert leftovers.output.strip() == "0"
+        assert _survivors_of_detached_sleeps(session) == 0
         long = session.run("seq 1 100000")
         assert long.exit_code == 0 and long.truncated and "bytes truncated ..." in long.output
         flood = session.run("yes")
