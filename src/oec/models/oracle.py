@@ -31,11 +31,11 @@ thought):
    change's region), then one ``str_replace`` per hunk whose lines the latest
    view shows, quoting that line in its thought (a change that only deletes
    a run of lines deletes them by the numbers the view shows, ``sed -i 'Nd'``;
-   ``create`` for new files, ``rm`` for deleted ones); when an edit does not apply as expected, view more
-   context and widen it, and when the view does not show the expected lines
-   (a student changed the file, or committed a change), restore the file and
-   ``git apply`` its part of the gold patch, which always ends with the gold
-   content;
+   ``create`` for new files, ``rm`` for deleted ones); when an edit does not
+   apply as expected, view more context and widen it, and when the view does
+   not show the expected lines (a student changed the file, or committed a
+   change), restore the file and ``git apply`` its part of the gold patch,
+   which always ends with the gold content;
 5. run the existing tests the task's tests live in;
 6. submit.
 
@@ -611,9 +611,10 @@ class OracleModel:
         total = len(hunks)
         for number, hunk in enumerate(hunks, 1):
             where = f" (change {number} of {total})" if total > 1 else ""
-            if _edit_shown(hunk, obs) is None:
-                obs = yield from self._read_to(path, hunk, lead if number == 1 else "", lines)
             shown = _edit_shown(hunk, obs)
+            if shown is None:
+                obs = yield from self._read_to(path, hunk, lead if number == 1 else "", lines)
+                shown = _edit_shown(hunk, obs)
             if shown is None:
                 yield self._patch_act(diff, f"The view does not show the code I expected in {path} (it has been "
                                             "changed); I'll restore the file and apply the change to it as a patch.")
