@@ -13,6 +13,6 @@ mkdir -p "$TASKS"
     --train-out "$TASKS/pool.jsonl" --held-out-out "$TASKS/held-out.jsonl"
 "$OEC" synth-split "$TASKS/pool.jsonl" --held-out 0.2 --by function --seed 1 \
     --train-out "$TASKS/train-all.jsonl" --held-out-out "$TASKS/validation.jsonl"
-# collection needs only a little more than the data budget (48 trajectories): the first 56 training tasks
-head -n 56 "$TASKS/train-all.jsonl" > "$TASKS/train.jsonl"
+# collection covers every training task once (the data budget, 111 trajectories, is all of them)
+cp "$TASKS/train-all.jsonl" "$TASKS/train.jsonl"
 "$OEC" experiment configs/miniature-cpu.toml "$@"
